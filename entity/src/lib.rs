@@ -1,0 +1,21 @@
+//! SeaORM entities of roster's database: plain data, no GraphQL and no hashing.
+//!
+//! Every `*_folded` column holds the full Unicode case fold of its source
+//! column, computed in Rust on write, so that case-insensitive uniqueness and
+//! lookups behave the same on SQLite and PostgreSQL.
+
+pub mod division;
+pub mod group;
+pub mod membership;
+pub mod refresh_token;
+pub mod setting;
+pub mod user;
+
+pub mod prelude {
+    pub use super::division::Entity as Division;
+    pub use super::group::Entity as Group;
+    pub use super::membership::Entity as Membership;
+    pub use super::refresh_token::Entity as RefreshToken;
+    pub use super::setting::Entity as Setting;
+    pub use super::user::Entity as User;
+}

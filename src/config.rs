@@ -1,0 +1,250 @@
+//! Configuration: every `ROSTER_*` setting as a flag with an environment
+//! fallback (the flag wins), parsed once at start and validated into
+//! [`Config`]. A bad value stops the program with one line naming the setting.
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::{Args, builder::BoolishValueParser};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db?mode=rwc";
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 5;
+pub const DEFAULT_LOGIN_WINDOW_SECS: u64 = 15 * 60;
+pub const DEFAULT_MAX_PAGE_SIZE: u32 = 100;
+pub const DEFAULT_MAX_DEPTH: usize = 12;
+pub const DEFAULT_MAX_COMPLEXITY: usize = 10_000;
+pub const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
+pub const DEFAULT_REFRESH_REUSE_GRACE_SECS: u64 = 10;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// A value that must never be printed: its `Debug` says only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Where the database is.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "ROSTER_DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        value_name = "URL",
+        value_parser = parse_database_url,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+fn parse_database_url(value: &str) -> Result<String, String> {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if known.iter().any(|prefix| value.starts_with(prefix)) {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a sqlite: or postgres:// URL".to_owned())
+    }
+}
+
+/// The server's tunables. Used by `serve`, and by the commands that share
+/// its rules (such as the password policy of `create-superuser`).
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// Secret for signing access tokens, at least 32 bytes. When unset, a
+    /// random one is generated once and kept in the database.
+    #[arg(long, env = "ROSTER_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL_SECS", default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400 * 366), value_name = "SECS")]
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds.
+    #[arg(long, env = "ROSTER_REFRESH_TOKEN_TTL_SECS", default_value_t = DEFAULT_REFRESH_TOKEN_TTL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400 * 3660), value_name = "SECS")]
+    pub refresh_token_ttl_secs: u64,
+    /// Failed logins for one username from one client before logins are refused.
+    #[arg(long, env = "ROSTER_LOGIN_MAX_FAILURES", default_value_t = DEFAULT_LOGIN_MAX_FAILURES,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub login_max_failures: u32,
+    /// The window, in seconds, in which failed logins are counted.
+    #[arg(long, env = "ROSTER_LOGIN_WINDOW_SECS", default_value_t = DEFAULT_LOGIN_WINDOW_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400 * 366), value_name = "SECS")]
+    pub login_window_secs: u64,
+    /// Whether anyone may `register`.
+    #[arg(long, env = "ROSTER_OPEN_REGISTRATION", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub open_registration: bool,
+    /// Origins allowed by CORS, comma separated (`*` for any); none when unset.
+    #[arg(long, env = "ROSTER_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGINS",
+          value_parser = parse_cors_origin)]
+    pub cors_origins: Vec<String>,
+    /// Largest page size of a list.
+    #[arg(long, env = "ROSTER_MAX_PAGE_SIZE", default_value_t = DEFAULT_MAX_PAGE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=10_000), value_name = "N")]
+    pub max_page_size: u32,
+    /// Deepest query accepted.
+    #[arg(long, env = "ROSTER_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_depth: usize,
+    /// Most complex query accepted.
+    #[arg(long, env = "ROSTER_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_complexity: usize,
+    /// Shortest password accepted.
+    #[arg(long, env = "ROSTER_PASSWORD_MIN_LENGTH", default_value_t = DEFAULT_PASSWORD_MIN_LENGTH,
+          value_parser = parse_password_min_length, value_name = "N")]
+    pub password_min_length: usize,
+    /// Seconds after a rotation in which reusing the old refresh token is only
+    /// refused, not treated as theft; 0 turns the grace off.
+    #[arg(long, env = "ROSTER_REFRESH_REUSE_GRACE_SECS", default_value_t = DEFAULT_REFRESH_REUSE_GRACE_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3_600), value_name = "SECS")]
+    pub refresh_reuse_grace_secs: u64,
+    /// Deadline of one HTTP request, in seconds.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
+    pub request_timeout_secs: u64,
+    /// Whether the schema can be introspected.
+    #[arg(long, env = "ROSTER_INTROSPECTION", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub introspection: bool,
+}
+
+fn parse_positive_usize(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1".to_owned()),
+    }
+}
+
+fn parse_password_min_length(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=crate::domain::password::MAX_LENGTH).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {}",
+            crate::domain::password::MAX_LENGTH
+        )),
+    }
+}
+
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let valid = value == "*"
+        || ((value.starts_with("http://") || value.starts_with("https://"))
+            && !value.ends_with('/')
+            && axum::http::HeaderValue::from_str(value).is_ok());
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err("expected `*` or origins like https://app.example.com (no path)".to_owned())
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
+            refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
+            login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
+            login_window_secs: DEFAULT_LOGIN_WINDOW_SECS,
+            open_registration: true,
+            cors_origins: Vec::new(),
+            max_page_size: DEFAULT_MAX_PAGE_SIZE,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_complexity: DEFAULT_MAX_COMPLEXITY,
+            password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
+            refresh_reuse_grace_secs: DEFAULT_REFRESH_REUSE_GRACE_SECS,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            introspection: true,
+        }
+    }
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    pub open_registration: bool,
+    pub cors_origins: Vec<String>,
+    pub max_page_size: u32,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub password_min_length: usize,
+    pub refresh_reuse_grace: Duration,
+    pub request_timeout: Duration,
+    pub introspection: bool,
+}
+
+impl Config {
+    /// Checks what clap cannot check one value at a time. The message names
+    /// the setting and never echoes a secret.
+    pub fn new(database: DatabaseArgs, settings: Settings) -> Result<Self, String> {
+        let jwt_secret = match settings.jwt_secret {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(format!(
+                    "ROSTER_JWT_SECRET (--jwt-secret) must be at least {MIN_JWT_SECRET_BYTES} bytes long"
+                ));
+            }
+            other => other.map(Secret::new),
+        };
+        Ok(Self {
+            database_url: database.database_url,
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(settings.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
+            login_max_failures: settings.login_max_failures,
+            login_window: Duration::from_secs(settings.login_window_secs),
+            open_registration: settings.open_registration,
+            cors_origins: settings.cors_origins,
+            max_page_size: settings.max_page_size,
+            max_depth: settings.max_depth,
+            max_complexity: settings.max_complexity,
+            password_min_length: settings.password_min_length,
+            refresh_reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            introspection: settings.introspection,
+        })
+    }
+
+    /// The defaults, over the given database.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        let database = DatabaseArgs {
+            database_url: database_url.into(),
+        };
+        // The defaults carry no secret, so they always validate.
+        match Self::new(database.clone(), Settings::default()) {
+            Ok(config) => config,
+            Err(_) => unreachable!("default settings are valid"),
+        }
+    }
+}
+
+/// Parses `ROSTER_BIND`/`--bind`.
+pub fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse()
+        .map_err(|_| "expected an address like 127.0.0.1:8080 or [::1]:8080".to_owned())
+}

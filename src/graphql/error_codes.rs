@@ -1,0 +1,85 @@
+//! Gives every error that async-graphql raises by itself (parse, validation,
+//! limits, argument coercion) the contract's `extensions.code`.
+use std::sync::Arc;
+
+use async_graphql::{
+    Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    },
+    parser::types::ExecutableDocument,
+};
+
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn has_code(error: &ServerError) -> bool {
+    error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some())
+}
+
+fn set_code(error: &mut ServerError, code: &str) {
+    if !has_code(error) {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", Value::from(code));
+    }
+}
+
+/// The messages async-graphql uses for its depth and complexity limits.
+fn is_limit(error: &ServerError) -> bool {
+    matches!(
+        error.message.as_str(),
+        "Query is nested too deep." | "Query is too complex."
+    )
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|mut error| {
+            set_code(&mut error, "GRAPHQL_PARSE_FAILED");
+            error
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|mut errors| {
+            for error in &mut errors {
+                let code = if is_limit(error) { "QUERY_TOO_COMPLEX" } else { "GRAPHQL_VALIDATION_FAILED" };
+                set_code(error, code);
+            }
+            errors
+        })
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        // Our own errors carry a code already; what is left comes from
+        // coercing arguments (a malformed DateTime, say).
+        for error in &mut response.errors {
+            set_code(error, "BAD_USER_INPUT");
+        }
+        response
+    }
+}

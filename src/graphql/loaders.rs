@@ -1,0 +1,115 @@
+//! DataLoaders: every nested lookup of one request is batched into one query
+//! per kind, so a page of N users costs the same number of statements as one.
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{Context, ErrorExtensions, dataloader::{DataLoader, Loader}};
+use entity::{division, group, membership};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait};
+
+use crate::error::Error;
+
+type LoadResult<V> = Result<HashMap<i64, V>, async_graphql::Error>;
+
+fn failed(error: sea_orm::DbErr) -> async_graphql::Error {
+    Error::from(error).extend()
+}
+
+/// Divisions by id.
+pub struct DivisionById(DatabaseConnection);
+
+impl Loader<i64> for DivisionById {
+    type Value = Arc<division::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, ids: &[i64]) -> LoadResult<Self::Value> {
+        let rows = division::Entity::find()
+            .filter(division::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(failed)?;
+        Ok(rows.into_iter().map(|d| (d.id, Arc::new(d))).collect())
+    }
+}
+
+/// The groups of each user, by user id, ordered by name.
+pub struct GroupsByUser(DatabaseConnection);
+
+impl Loader<i64> for GroupsByUser {
+    type Value = Arc<Vec<group::Model>>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, user_ids: &[i64]) -> LoadResult<Self::Value> {
+        let rows: Vec<(i64, i64, String, String)> = membership::Entity::find()
+            .select_only()
+            .column(membership::Column::UserId)
+            .column(group::Column::Id)
+            .column(group::Column::Name)
+            .column(group::Column::NameFolded)
+            .join(JoinType::InnerJoin, membership::Relation::Group.def())
+            .filter(membership::Column::UserId.is_in(user_ids.iter().copied()))
+            .into_tuple()
+            .all(&self.0)
+            .await
+            .map_err(failed)?;
+        let mut by_user: HashMap<i64, Vec<group::Model>> =
+            user_ids.iter().map(|&id| (id, Vec::new())).collect();
+        for (user_id, id, name, name_folded) in rows {
+            by_user.entry(user_id).or_default().push(group::Model { id, name, name_folded });
+        }
+        Ok(by_user
+            .into_iter()
+            .map(|(user_id, mut groups)| {
+                groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
+                (user_id, Arc::new(groups))
+            })
+            .collect())
+    }
+}
+
+/// The number of members of each group, by group id.
+pub struct MemberCountByGroup(DatabaseConnection);
+
+impl Loader<i64> for MemberCountByGroup {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, group_ids: &[i64]) -> LoadResult<Self::Value> {
+        let rows: Vec<(i64, i64)> = membership::Entity::find()
+            .select_only()
+            .column(membership::Column::GroupId)
+            .column_as(membership::Column::UserId.count(), "members")
+            .filter(membership::Column::GroupId.is_in(group_ids.iter().copied()))
+            .group_by(membership::Column::GroupId)
+            .into_tuple()
+            .all(&self.0)
+            .await
+            .map_err(failed)?;
+        let mut counts: HashMap<i64, i64> = group_ids.iter().map(|&id| (id, 0)).collect();
+        counts.extend(rows);
+        Ok(counts)
+    }
+}
+
+/// The loaders of one request; made fresh for each so nothing is cached
+/// across requests.
+pub struct Loaders {
+    pub division_by_id: DataLoader<DivisionById>,
+    pub groups_by_user: DataLoader<GroupsByUser>,
+    pub member_count_by_group: DataLoader<MemberCountByGroup>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            division_by_id: DataLoader::new(DivisionById(db.clone()), tokio::spawn),
+            groups_by_user: DataLoader::new(GroupsByUser(db.clone()), tokio::spawn),
+            member_count_by_group: DataLoader::new(MemberCountByGroup(db.clone()), tokio::spawn),
+        }
+    }
+}
+
+/// The request's loaders.
+pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
+    ctx.data::<Loaders>()
+        .map_err(|_| Error::internal(anyhow::anyhow!("no loaders in the request")).extend())
+}

@@ -1,0 +1,8 @@
+//! GraphQL output types, built from entities.
+mod division;
+mod group;
+mod user;
+
+pub use division::Division;
+pub use group::Group;
+pub use user::User;

@@ -1,0 +1,74 @@
+//! axum glue: the router, the GraphQL endpoint, GraphiQL and health checks.
+mod auth;
+mod graphiql;
+mod graphql;
+mod health;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    http::{HeaderValue, Method, StatusCode, header},
+    routing::get,
+};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+
+use crate::{graphql::RosterSchema, state::AppState};
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Most operations in one batched request.
+pub const MAX_BATCH: usize = 10;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: RosterSchema,
+}
+
+/// The whole HTTP surface of roster.
+pub fn router(app: AppState) -> Router {
+    let config = app.config.clone();
+    let schema = crate::graphql::build_schema(app.clone());
+    let state = HttpState { app, schema };
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::handle).post(graphql::handle))
+        .route("/", get(graphiql::page))
+        .route("/graphiql/{asset}", get(graphiql::asset))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ));
+    if let Some(cors) = cors_layer(&config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.layer(TraceLayer::new_for_http())
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    )
+}

@@ -1,0 +1,6 @@
+//! The business rules. Services take a database connection (or transaction)
+//! and return `roster::Error`; they know nothing of HTTP or GraphQL.
+pub mod password_hash;
+pub mod settings;
+pub mod tokens;
+pub mod users;
