@@ -33,13 +33,19 @@ const PACKAGES: &[Package] = &[
         name: "react",
         version: "18.3.1",
         integrity: "sha512-wS+hAgJShR0KhEvPJArfuPVN1+Hz1t0Y6n5jLrGQbkb4urgPE/0Rve+1kMB1v/oWgHgm4WIcV+i7F2pTVj+2iQ==",
-        files: &[("package/umd/react.production.min.js", "react.production.min.js")],
+        files: &[(
+            "package/umd/react.production.min.js",
+            "react.production.min.js",
+        )],
     },
     Package {
         name: "react-dom",
         version: "18.3.1",
         integrity: "sha512-5m4nQKp+rZRb09LNH59GM4BxTh9251/ylbKIbpe7TpGxfJ+9kv6BLkLBXIjjspbgbnIBNqlI23tRnTWT0snUIw==",
-        files: &[("package/umd/react-dom.production.min.js", "react-dom.production.min.js")],
+        files: &[(
+            "package/umd/react-dom.production.min.js",
+            "react-dom.production.min.js",
+        )],
     },
 ];
 
@@ -75,7 +81,8 @@ fn fetch(package: &Package, out: &Path) -> PathBuf {
             fail(&format!("`npm pack {spec}` failed"));
         }
     }
-    let bytes = fs::read(&tarball).unwrap_or_else(|e| fail(&format!("cannot read {tarball:?}: {e}")));
+    let bytes =
+        fs::read(&tarball).unwrap_or_else(|e| fail(&format!("cannot read {tarball:?}: {e}")));
     let integrity = format!("sha512-{}", STANDARD.encode(Sha512::digest(&bytes)));
     if integrity != package.integrity {
         let _ = fs::remove_file(&tarball);

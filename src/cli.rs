@@ -11,10 +11,20 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "roster", version, about = "A GraphQL server for users, groups and divisions.")]
+#[command(
+    name = "roster",
+    version,
+    about = "A GraphQL server for users, groups and divisions."
+)]
 pub struct Cli {
     /// Log filter, e.g. `info` or `roster=debug,tower_http=debug`.
-    #[arg(long, env = "ROSTER_LOG", default_value = "info", global = true, value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "ROSTER_LOG",
+        default_value = "info",
+        global = true,
+        value_name = "FILTER"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -62,15 +72,33 @@ pub struct CreateSuperuserArgs {
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             let _ = error.print();
-            return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
         Err(error) => {
             // clap's first line names the problem; the usage block after it
             // is noise for a configuration error.
             let rendered = error.render().to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            let line = rendered
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments");
+            match env_of_invalid_arg(&error) {
+                Some(env) => eprintln!("{line} (flag or {env})"),
+                None => eprintln!("{line}"),
+            }
             return ExitCode::from(2);
         }
     };
@@ -78,7 +106,10 @@ pub fn run() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -92,6 +123,26 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable behind the flag a clap error is about, so the
+/// message names the setting however it was given.
+fn env_of_invalid_arg(error: &clap::Error) -> Option<String> {
+    use clap::{
+        CommandFactory,
+        error::{ContextKind, ContextValue},
+    };
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let command = Cli::command();
+    std::iter::once(&command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
@@ -119,7 +170,9 @@ fn superuser_password() -> anyhow::Result<String> {
         return Ok(password);
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("no password: set ROSTER_SUPERUSER_PASSWORD or run in a terminal to be asked");
+        anyhow::bail!(
+            "no password: set ROSTER_SUPERUSER_PASSWORD or run in a terminal to be asked"
+        );
     }
     let password = rpassword::prompt_password("Password: ")?;
     let again = rpassword::prompt_password("Password (again): ")?;
@@ -159,13 +212,19 @@ async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
         is_superuser: true,
         division_id: None,
     };
-    let user = services::users::create(&db, new).await.map_err(|error| match error {
-        crate::Error::Conflict(fields) => anyhow::anyhow!(
-            "{}",
-            fields.iter().flat_map(|(_, m)| m.iter().cloned()).collect::<Vec<_>>().join(" ")
-        ),
-        other => anyhow::anyhow!("{other}"),
-    })?;
+    let user = services::users::create(&db, new)
+        .await
+        .map_err(|error| match error {
+            crate::Error::Conflict(fields) => anyhow::anyhow!(
+                "{}",
+                fields
+                    .iter()
+                    .flat_map(|(_, m)| m.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            other => anyhow::anyhow!("{other}"),
+        })?;
     println!("Superuser \"{}\" created (id {}).", user.username, user.id);
     Ok(())
 }

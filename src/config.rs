@@ -70,7 +70,12 @@ fn parse_database_url(value: &str) -> Result<String, String> {
 pub struct Settings {
     /// Secret for signing access tokens, at least 32 bytes. When unset, a
     /// random one is generated once and kept in the database.
-    #[arg(long, env = "ROSTER_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ROSTER_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL_SECS", default_value_t = DEFAULT_ACCESS_TOKEN_TTL_SECS,

@@ -108,7 +108,9 @@ impl Error {
     /// Logs what the client will not see.
     fn log(&self) {
         match self {
-            Error::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
             Error::ServiceUnavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable")
             }

@@ -26,9 +26,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(options)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database (ROSTER_DATABASE_URL): {}", one_line(&e)))
+    Database::connect(options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to the database (ROSTER_DATABASE_URL): {}",
+            one_line(&e)
+        )
+    })
 }
 
 fn one_line(error: &dyn std::fmt::Display) -> String {
@@ -64,10 +67,13 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let router = crate::http::router(app);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server stopped")
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the server stopped")
 }
 
 /// `roster serve`.

@@ -32,7 +32,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, column, unique) in [
-            ("refresh_tokens_token_hash_key", RefreshTokens::TokenHash, true),
+            (
+                "refresh_tokens_token_hash_key",
+                RefreshTokens::TokenHash,
+                true,
+            ),
             ("refresh_tokens_user_id_idx", RefreshTokens::UserId, false),
             ("refresh_tokens_family_idx", RefreshTokens::Family, false),
         ] {

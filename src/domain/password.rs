@@ -48,7 +48,11 @@ impl PasswordPolicy {
         let length = password.chars().count();
         let mut problems = Vec::new();
         if length < self.min_length {
-            let unit = if self.min_length == 1 { "character" } else { "characters" };
+            let unit = if self.min_length == 1 {
+                "character"
+            } else {
+                "characters"
+            };
             problems.push(format!(
                 "This password is too short. It must contain at least {} {unit}.",
                 self.min_length

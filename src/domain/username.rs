@@ -2,8 +2,7 @@
 use super::{BLANK, fold};
 
 pub const MAX_LENGTH: usize = 150;
-pub const INVALID: &str =
-    "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
+pub const INVALID: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
 
 /// A valid username, as given (surrounding whitespace removed).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,10 @@ impl ExtensionFactory for ErrorCodes {
 }
 
 fn has_code(error: &ServerError) -> bool {
-    error.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some())
+    error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some())
 }
 
 fn set_code(error: &mut ServerError, code: &str) {
@@ -29,14 +32,6 @@ fn set_code(error: &mut ServerError, code: &str) {
             .get_or_insert_with(Default::default)
             .set("code", Value::from(code));
     }
-}
-
-/// The messages async-graphql uses for its depth and complexity limits.
-fn is_limit(error: &ServerError) -> bool {
-    matches!(
-        error.message.as_str(),
-        "Query is nested too deep." | "Query is too complex."
-    )
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -61,8 +56,7 @@ impl Extension for ErrorCodes {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|mut errors| {
             for error in &mut errors {
-                let code = if is_limit(error) { "QUERY_TOO_COMPLEX" } else { "GRAPHQL_VALIDATION_FAILED" };
-                set_code(error, code);
+                set_code(error, "GRAPHQL_VALIDATION_FAILED");
             }
             errors
         })

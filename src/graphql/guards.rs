@@ -24,7 +24,10 @@ impl Guard for SelfOrStaff {
         if viewer(ctx).is_self_or_staff(self.owner) {
             Ok(())
         } else {
-            Err(Error::Forbidden("Only the user themself and staff may read this field.".into()).extend())
+            Err(
+                Error::Forbidden("Only the user themself and staff may read this field.".into())
+                    .extend(),
+            )
         }
     }
 }

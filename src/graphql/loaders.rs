@@ -2,9 +2,14 @@
 //! per kind, so a page of N users costs the same number of statements as one.
 use std::{collections::HashMap, sync::Arc};
 
-use async_graphql::{Context, ErrorExtensions, dataloader::{DataLoader, Loader}};
+use async_graphql::{
+    Context, ErrorExtensions,
+    dataloader::{DataLoader, Loader},
+};
 use entity::{division, group, membership};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
+};
 
 use crate::error::Error;
 
@@ -54,7 +59,11 @@ impl Loader<i64> for GroupsByUser {
         let mut by_user: HashMap<i64, Vec<group::Model>> =
             user_ids.iter().map(|&id| (id, Vec::new())).collect();
         for (user_id, id, name, name_folded) in rows {
-            by_user.entry(user_id).or_default().push(group::Model { id, name, name_folded });
+            by_user.entry(user_id).or_default().push(group::Model {
+                id,
+                name,
+                name_folded,
+            });
         }
         Ok(by_user
             .into_iter()

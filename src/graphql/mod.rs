@@ -1,7 +1,9 @@
 //! The GraphQL schema: thin resolvers over the services.
 mod error_codes;
 pub mod guards;
+pub mod limits;
 pub mod loaders;
+mod no_introspection;
 mod query;
 pub mod scalars;
 pub mod types;
@@ -27,10 +29,14 @@ pub fn build_schema(state: AppState) -> RosterSchema {
     let mut builder = builder()
         .data(state)
         .extension(ErrorCodes)
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity);
+        .extension(limits::QueryLimits {
+            max_depth: config.max_depth,
+            max_complexity: config.max_complexity,
+        });
     if !config.introspection {
-        builder = builder.disable_introspection();
+        builder = builder
+            .disable_introspection()
+            .extension(no_introspection::NoIntrospection);
     }
     builder.finish()
 }

@@ -13,7 +13,11 @@ impl ScalarType for DateTime {
         match &value {
             Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| DateTime(t.with_timezone(&Utc)))
-                .map_err(|_| InputValueError::custom("expected an RFC 3339 date-time such as \"2026-11-23T18:59:47Z\"")),
+                .map_err(|_| {
+                    InputValueError::custom(
+                        "expected an RFC 3339 date-time such as \"2026-11-23T18:59:47Z\"",
+                    )
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

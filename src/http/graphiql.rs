@@ -29,10 +29,13 @@ const PAGE: &str = r#"<!doctype html>
 /// Starts GraphiQL against this server's `/graphql`.
 const INIT_JS: &str = r#"(function () {
   var fetcher = GraphiQL.createFetcher({ url: new URL('/graphql', window.location.href).toString() });
+  // `/?query=...` opens GraphiQL with that document, as GraphiQL's own examples do.
+  var query = new URLSearchParams(window.location.search).get('query');
   var root = ReactDOM.createRoot(document.getElementById('graphiql'));
   root.render(React.createElement(GraphiQL, {
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
+    query: query || undefined,
     defaultQuery: '# Welcome to roster. Log in, then put\n# {"Authorization": "Bearer <accessToken>"} in Headers below.\n{\n  me {\n    id\n    username\n  }\n}\n'
   }));
 })();
@@ -63,7 +66,10 @@ const ASSETS: &[Asset] = &[
     vendored!("graphiql.min.js", "text/javascript; charset=utf-8"),
     vendored!("graphiql.min.css", "text/css; charset=utf-8"),
     vendored!("react.production.min.js", "text/javascript; charset=utf-8"),
-    vendored!("react-dom.production.min.js", "text/javascript; charset=utf-8"),
+    vendored!(
+        "react-dom.production.min.js",
+        "text/javascript; charset=utf-8"
+    ),
     Asset {
         name: "init.js",
         content_type: "text/javascript; charset=utf-8",

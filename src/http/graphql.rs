@@ -1,6 +1,9 @@
 //! `POST /graphql` and `GET /graphql`.
-use async_graphql::{BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse, ServerError};
 use async_graphql::parser::types::OperationType;
+use async_graphql::{
+    BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse,
+    ServerError,
+};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
     body::Body,
@@ -30,7 +33,11 @@ pub async fn handle(
         && requests.len() > MAX_BATCH
     {
         let message = format!("A batch may hold at most {MAX_BATCH} operations.");
-        return json(StatusCode::OK, content_type, &single_error(&message, "QUERY_TOO_COMPLEX"));
+        return json(
+            StatusCode::OK,
+            content_type,
+            &single_error(&message, "QUERY_TOO_COMPLEX"),
+        );
     }
     let viewer = match auth::viewer(&state.app, &headers).await {
         Ok(viewer) => viewer,
@@ -40,7 +47,9 @@ pub async fn handle(
     };
     // Each operation gets fresh loaders, so nothing is cached across them.
     let with_data = |request: async_graphql::Request| {
-        request.data(viewer.clone()).data(Loaders::new(&state.app.db))
+        request
+            .data(viewer.clone())
+            .data(Loaders::new(&state.app.db))
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
@@ -56,7 +65,11 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
         return false;
     };
     let operation = match &request.operation_name {
-        Some(name) => document.operations.iter().find(|(n, _)| n.is_some_and(|n| n.as_str() == name)).map(|(_, op)| op),
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+            .map(|(_, op)| op),
         None => document.operations.iter().next().map(|(_, op)| op),
     };
     operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
@@ -109,7 +122,12 @@ fn respond(content_type: &'static str, response: BatchResponse) -> Response {
 }
 
 fn json(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, content_type)], Body::from(body.to_string())).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(body.to_string()),
+    )
+        .into_response()
 }
 
 /// A request that is not GraphQL over HTTP at all: 413 when too large, else
@@ -139,6 +157,10 @@ impl IntoResponse for Rejection {
             ParseRequestError::UnsupportedBatch => "Batches are not supported here.",
             _ => "The request could not be read as GraphQL over HTTP.",
         };
-        json(StatusCode::BAD_REQUEST, "application/json", &single_error(message, "GRAPHQL_PARSE_FAILED"))
+        json(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            &single_error(message, "GRAPHQL_PARSE_FAILED"),
+        )
     }
 }

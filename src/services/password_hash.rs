@@ -31,7 +31,9 @@ fn hash_blocking(password: &str) -> Result<String> {
         .to_string())
 }
 
-async fn blocking<T: Send + 'static>(job: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(job)
         .await
         .map_err(Error::internal)?
@@ -57,15 +59,28 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<Verified
     blocking(move || {
         let (phc, real) = match stored {
             Some(phc) => (phc, true),
-            None => (DUMMY_HASH.clone().ok_or_else(|| Error::internal(anyhow::anyhow!("no dummy hash")))?, false),
+            None => (
+                DUMMY_HASH
+                    .clone()
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("no dummy hash")))?,
+                false,
+            ),
         };
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return Ok(Verified::No);
         };
-        if hasher()?.verify_password(password.as_bytes(), &parsed).is_err() || !real {
+        if hasher()?
+            .verify_password(password.as_bytes(), &parsed)
+            .is_err()
+            || !real
+        {
             return Ok(Verified::No);
         }
-        Ok(if is_current(&parsed) { Verified::Yes } else { Verified::YesButOutdated })
+        Ok(if is_current(&parsed) {
+            Verified::Yes
+        } else {
+            Verified::YesButOutdated
+        })
     })
     .await
 }
@@ -87,7 +102,10 @@ mod tests {
     async fn hashes_are_argon2id_phc_strings_that_verify() -> Result<()> {
         let phc = hash("s3cret-Passw0rd".into()).await?;
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert_eq!(verify("s3cret-Passw0rd".into(), Some(phc.clone())).await?, Verified::Yes);
+        assert_eq!(
+            verify("s3cret-Passw0rd".into(), Some(phc.clone())).await?,
+            Verified::Yes
+        );
         assert_eq!(verify("wrong".into(), Some(phc)).await?, Verified::No);
         assert_eq!(verify("anything".into(), None).await?, Verified::No);
         Ok(())

@@ -78,7 +78,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The active user a token speaks for: one query by primary key. Refused
 /// when the user is gone, inactive, or has had its tokens revoked since.
-pub async fn authenticate(db: &impl ConnectionTrait, keys: &TokenKeys, token: &str) -> Result<user::Model> {
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    keys: &TokenKeys,
+    token: &str,
+) -> Result<user::Model> {
     let claims = keys.verify(token)?;
     let id: i64 = claims
         .sub

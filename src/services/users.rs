@@ -55,7 +55,10 @@ pub async fn taken_fields(
     }
     let clashes: Vec<(String, String)> = query.into_tuple().all(db).await?;
     let mut errors = FieldErrors::new();
-    if clashes.iter().any(|(u, _)| Some(u) == username_key.as_ref()) {
+    if clashes
+        .iter()
+        .any(|(u, _)| Some(u) == username_key.as_ref())
+    {
         errors.add("username", USERNAME_TAKEN);
     }
     if clashes.iter().any(|(_, e)| Some(e) == email_key.as_ref()) {

@@ -48,7 +48,11 @@ impl Division {
         let Some(id) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.division_by_id.load_one(id).await?.map(Division))
+        Ok(loaders(ctx)?
+            .division_by_id
+            .load_one(id)
+            .await?
+            .map(Division))
     }
 
     async fn created_at(&self) -> DateTime {

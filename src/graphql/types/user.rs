@@ -52,7 +52,11 @@ impl User {
         let Some(id) = self.0.division_id else {
             return Ok(None);
         };
-        Ok(loaders(ctx)?.division_by_id.load_one(id).await?.map(Division))
+        Ok(loaders(ctx)?
+            .division_by_id
+            .load_one(id)
+            .await?
+            .map(Division))
     }
 
     /// The groups the user belongs to, by name.

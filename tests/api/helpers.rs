@@ -1,0 +1,271 @@
+//! `spawn_app()` and friends.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use entity::{division, group, membership, user};
+use roster::{
+    config::Config,
+    domain::{Email, Username},
+    services::{self, users::NewUser},
+    state::AppState,
+};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// A password that passes the policy, shared by the users tests create.
+pub const PASSWORD: &str = "Vq7#pL2m!xZ-roster";
+
+/// One running roster over its own database.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub url: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub database_url: String,
+    _dir: Option<TempDir>,
+}
+
+/// A response: status, headers and the JSON body.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts roster with the default configuration, changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let (database_url, dir) = fresh_database().await;
+    spawn_app_on(database_url, dir, configure).await
+}
+
+pub async fn spawn_app_on(
+    database_url: String,
+    dir: Option<TempDir>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = Config::with_database(database_url.clone());
+    configure(&mut config);
+    let state = roster::startup::build_state(config)
+        .await
+        .expect("app state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = state.clone();
+    tokio::spawn(
+        async move { roster::startup::serve_on(listener, app, std::future::pending()).await },
+    );
+    TestApp {
+        address,
+        url: format!("http://{address}"),
+        client: reqwest::Client::new(),
+        state,
+        database_url,
+        _dir: dir,
+    }
+}
+
+/// A database no other test uses: a temporary SQLite file, or a new schema
+/// of the PostgreSQL database named by ROSTER_TEST_DATABASE_URL.
+pub async fn fresh_database() -> (String, Option<TempDir>) {
+    match std::env::var("ROSTER_TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => (fresh_postgres_schema(&base).await, None),
+        _ => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("roster.db").display()
+            );
+            (url, Some(dir))
+        }
+    }
+}
+
+async fn fresh_postgres_schema(base: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!(
+        "t_{now}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = Database::connect(base)
+        .await
+        .expect("connect to ROSTER_TEST_DATABASE_URL");
+    drop_stale_schemas(&admin, now).await;
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA \"{name}\""))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{name}")
+}
+
+/// Schemas of test runs more than an hour old; this run's stay until then.
+async fn drop_stale_schemas(admin: &DatabaseConnection, now: u64) {
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+        ))
+        .await
+        .unwrap_or_default();
+    for row in rows {
+        let Ok(name) = row.try_get::<String>("", "nspname") else {
+            continue;
+        };
+        let created = name.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| t + 3600 < now) {
+            let _ = admin
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await;
+        }
+    }
+}
+
+impl TestApp {
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    /// POSTs a GraphQL document, with a bearer token when given.
+    pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        self.post_json(token, &json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Reply {
+        self.gql_as(None, query, variables).await
+    }
+
+    pub async fn post_json(&self, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self.client.post(format!("{}/graphql", self.url)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// Creates a user directly in the database.
+    pub async fn create_user(&self, username: &str, staff: bool, superuser: bool) -> user::Model {
+        let password_hash = services::password_hash::hash(PASSWORD.to_owned())
+            .await
+            .unwrap();
+        let new = NewUser {
+            username: Username::parse(username).unwrap(),
+            email: Email::parse(&format!("{username}@example.com")).unwrap(),
+            first_name: String::new(),
+            last_name: String::new(),
+            phone_number: None,
+            password_hash: Some(password_hash),
+            is_active: true,
+            is_staff: staff,
+            is_superuser: superuser,
+            division_id: None,
+        };
+        services::users::create(self.db(), new).await.unwrap()
+    }
+
+    /// A valid access token for `user`.
+    pub fn token_for(&self, user: &user::Model) -> String {
+        self.state
+            .tokens
+            .issue(user, self.state.config.access_token_ttl)
+            .unwrap()
+    }
+
+    pub async fn create_division(
+        &self,
+        name: &str,
+        parent: Option<i64>,
+        active: bool,
+    ) -> division::Model {
+        division::ActiveModel {
+            name: Set(name.to_owned()),
+            name_folded: Set(roster::domain::fold(name)),
+            division_type: Set(if parent.is_some() {
+                division::DivisionType::Sub
+            } else {
+                division::DivisionType::Main
+            }),
+            parent_id: Set(parent),
+            is_active: Set(active),
+            created_at: Set(roster::clock::now()),
+            ..Default::default()
+        }
+        .insert(self.db())
+        .await
+        .unwrap()
+    }
+
+    pub async fn create_group(&self, name: &str) -> group::Model {
+        group::ActiveModel {
+            name: Set(name.to_owned()),
+            name_folded: Set(roster::domain::fold(name)),
+            ..Default::default()
+        }
+        .insert(self.db())
+        .await
+        .unwrap()
+    }
+
+    pub async fn add_member(&self, user_id: i64, group_id: i64) {
+        membership::ActiveModel {
+            user_id: Set(user_id),
+            group_id: Set(group_id),
+        }
+        .insert(self.db())
+        .await
+        .unwrap();
+    }
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// The `extensions.code` of every error, in order.
+    pub fn codes(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        e["extensions"]["code"]
+                            .as_str()
+                            .unwrap_or("<none>")
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
