@@ -8,6 +8,7 @@ mod m20261123_000003_create_groups;
 mod m20261123_000004_create_user_groups;
 mod m20261123_000005_create_refresh_tokens;
 mod m20261123_000006_create_settings;
+mod m20261123_000007_create_login_failures;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_user_groups::Migration),
             Box::new(m20261123_000005_create_refresh_tokens::Migration),
             Box::new(m20261123_000006_create_settings::Migration),
+            Box::new(m20261123_000007_create_login_failures::Migration),
         ]
     }
 }

@@ -17,6 +17,20 @@ pub fn fold(value: &str) -> String {
 /// The message for a required text left empty.
 pub const BLANK: &str = "This field may not be blank.";
 
+/// Longest first or last name.
+pub const NAME_MAX_LENGTH: usize = 150;
+
+/// A first or last name: optional, at most 150 characters, trimmed.
+pub fn parse_name(value: Option<&str>) -> Result<String, Vec<String>> {
+    let value = value.unwrap_or_default().trim();
+    if value.chars().count() > NAME_MAX_LENGTH {
+        return Err(vec![format!(
+            "Ensure this field has no more than {NAME_MAX_LENGTH} characters."
+        )]);
+    }
+    Ok(value.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::fold;

@@ -3,24 +3,26 @@ mod error_codes;
 pub mod guards;
 pub mod limits;
 pub mod loaders;
+mod mutation;
 mod no_introspection;
 mod query;
 pub mod scalars;
 pub mod types;
 pub mod viewer;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Context, EmptySubscription, ErrorExtensions, ID, Schema, SchemaBuilder};
 
 pub use error_codes::ErrorCodes;
+pub use mutation::Mutation;
 pub use query::Query;
 pub use viewer::Viewer;
 
-use crate::state::AppState;
+use crate::{error::Error, state::AppState};
 
-pub type RosterSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
 
-fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation::default(), EmptySubscription)
 }
 
 /// The schema the server runs, with the configured limits and its state.
@@ -44,4 +46,22 @@ pub fn build_schema(state: AppState) -> RosterSchema {
 /// The schema's SDL, as `roster export-schema` prints it.
 pub fn sdl() -> String {
     builder().finish().sdl()
+}
+
+/// The client's IP address, for the login limit.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+/// The app's state, from the schema's data.
+pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+        .map_err(|_| Error::internal(anyhow::anyhow!("no app state in the schema")).extend())
+}
+
+/// A database id given as an `ID`; malformed is `BAD_USER_INPUT` on `field`.
+pub fn parse_id(id: &ID, field: &str) -> Result<i64, Error> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::bad_input(field, "Not a valid id."))
 }

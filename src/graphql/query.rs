@@ -10,7 +10,7 @@ impl Query {
     /// The user the request's access token speaks for; null when anonymous.
     async fn me(&self, ctx: &Context<'_>) -> Option<User> {
         match viewer(ctx) {
-            Viewer::User(user) => Some(User(user.clone())),
+            Viewer::User(user) => Some(User::new(user.clone())),
             Viewer::Anonymous => None,
         }
     }

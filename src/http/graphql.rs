@@ -13,12 +13,20 @@ use axum::{
 };
 
 use super::{HttpState, MAX_BATCH, auth};
-use crate::{error::Error, graphql::loaders::Loaders};
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
+use crate::{
+    error::Error,
+    graphql::{ClientAddr, loaders::Loaders},
+};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 pub async fn handle(
     State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     request: GraphQLBatchRequest<Rejection>,
@@ -50,6 +58,7 @@ pub async fn handle(
         request
             .data(viewer.clone())
             .data(Loaders::new(&state.app.db))
+            .data(ClientAddr(peer.ip().to_string()))
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),

@@ -10,11 +10,3 @@ fn schema_graphql_is_what_export_schema_prints() {
         "schema.graphql is stale: run `cargo run -- export-schema > schema.graphql`"
     );
 }
-
-#[test]
-fn no_field_can_return_a_password_or_hash() {
-    let sdl = roster::graphql::sdl().to_lowercase();
-    assert!(!sdl.contains("hash"));
-    assert!(!sdl.contains("password:"));
-    assert!(!sdl.contains("password("));
-}

@@ -7,11 +7,33 @@ use super::{Division, Group};
 use crate::graphql::{guards::SelfOrStaff, loaders::loaders, scalars::DateTime};
 
 /// An account.
-pub struct User(pub Arc<user::Model>);
+pub struct User {
+    pub model: Arc<user::Model>,
+    /// True where the contract lets the returned user count as the viewer
+    /// (the results of `register`, `login` and `refreshToken`).
+    pub as_viewer: bool,
+}
+
+impl User {
+    pub fn new(model: Arc<user::Model>) -> Self {
+        Self {
+            model,
+            as_viewer: false,
+        }
+    }
+
+    /// A user whose guarded fields are readable, as the viewer's own are.
+    pub fn as_viewer(model: user::Model) -> Self {
+        Self {
+            model: Arc::new(model),
+            as_viewer: true,
+        }
+    }
+}
 
 impl From<user::Model> for User {
     fn from(model: user::Model) -> Self {
-        User(Arc::new(model))
+        Self::new(Arc::new(model))
     }
 }
 
@@ -19,37 +41,37 @@ impl From<user::Model> for User {
 impl User {
     /// The database id, as a decimal string.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
 
     /// Unique without regard to case; stored as given.
     async fn username(&self) -> &str {
-        &self.0.username
+        &self.model.username
     }
 
     /// "" when unset.
     async fn first_name(&self) -> &str {
-        &self.0.first_name
+        &self.model.first_name
     }
 
     /// "" when unset.
     async fn last_name(&self) -> &str {
-        &self.0.last_name
+        &self.model.last_name
     }
 
     /// Whether the user may log in.
     async fn is_active(&self) -> bool {
-        self.0.is_active
+        self.model.is_active
     }
 
     /// When the account was created.
     async fn date_joined(&self) -> DateTime {
-        self.0.date_joined.into()
+        self.model.date_joined.into()
     }
 
     /// The user's division, if any.
     async fn division(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Division>> {
-        let Some(id) = self.0.division_id else {
+        let Some(id) = self.model.division_id else {
             return Ok(None);
         };
         Ok(loaders(ctx)?
@@ -61,39 +83,39 @@ impl User {
 
     /// The groups the user belongs to, by name.
     async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let groups = loaders(ctx)?.groups_by_user.load_one(self.0.id).await?;
+        let groups = loaders(ctx)?.groups_by_user.load_one(self.model.id).await?;
         Ok(groups
             .map(|groups| groups.iter().cloned().map(Group::from).collect())
             .unwrap_or_default())
     }
 
     /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::new(self.0.id)")]
+    #[graphql(guard = "SelfOrStaff::of(self)")]
     async fn email(&self) -> Option<&str> {
-        Some(&self.0.email)
+        Some(&self.model.email)
     }
 
     /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::new(self.0.id)")]
+    #[graphql(guard = "SelfOrStaff::of(self)")]
     async fn phone_number(&self) -> Option<&str> {
-        self.0.phone_number.as_deref()
+        self.model.phone_number.as_deref()
     }
 
     /// The last successful login. Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::new(self.0.id)")]
+    #[graphql(guard = "SelfOrStaff::of(self)")]
     async fn last_login(&self) -> Option<DateTime> {
-        self.0.last_login.map(DateTime)
+        self.model.last_login.map(DateTime)
     }
 
     /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::new(self.0.id)")]
+    #[graphql(guard = "SelfOrStaff::of(self)")]
     async fn is_staff(&self) -> Option<bool> {
-        Some(self.0.is_staff)
+        Some(self.model.is_staff)
     }
 
     /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::new(self.0.id)")]
+    #[graphql(guard = "SelfOrStaff::of(self)")]
     async fn is_superuser(&self) -> Option<bool> {
-        Some(self.0.is_superuser)
+        Some(self.model.is_superuser)
     }
 }

@@ -1,0 +1,8 @@
+//! The write side of roster, one object per domain, merged.
+mod auth;
+
+use async_graphql::MergedObject;
+
+/// Every mutation of roster.
+#[derive(MergedObject, Default)]
+pub struct Mutation(auth::AuthMutation);
