@@ -25,6 +25,9 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // LIKE matches case-sensitively, as on PostgreSQL; the
+                // case-insensitive lookups use the folded columns.
+                .pragma("case_sensitive_like", "ON")
         });
     Database::connect(options).await.map_err(|e| {
         anyhow::anyhow!(
@@ -48,6 +51,12 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// Connects, migrates and loads the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = connect(&config.database_url).await?;
+    state_on(db, config).await
+}
+
+/// Migrates `db` and loads the JWT secret: the state over a connection
+/// made elsewhere (tests hook a statement counter into theirs).
+pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<AppState> {
     migrate(&db).await?;
     let secret = services::settings::jwt_secret(&db, config.jwt_secret.as_ref())
         .await

@@ -10,6 +10,16 @@ mod m20261123_000005_create_refresh_tokens;
 mod m20261123_000006_create_settings;
 mod m20261123_000007_create_login_failures;
 
+/// A column of case-folded text. On PostgreSQL it compares in byte order
+/// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
+/// `LIKE 'prefix%'` can use a plain index.
+pub(crate) fn folded(manager: &SchemaManager, mut column: ColumnDef) -> ColumnDef {
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+        column.extra("COLLATE \"C\"");
+    }
+    column
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

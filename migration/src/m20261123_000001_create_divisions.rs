@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::folded;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -13,7 +15,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(big_pk_auto(Divisions::Id))
                     .col(string_len(Divisions::Name, 150))
-                    .col(string_len(Divisions::NameFolded, 600))
+                    .col(folded(manager, string_len(Divisions::NameFolded, 600)))
                     .col(string_len(Divisions::DivisionType, 4))
                     .col(big_integer_null(Divisions::ParentId))
                     .col(boolean(Divisions::IsActive).default(true))

@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::folded;
+
 use crate::m20261123_000001_create_divisions::Divisions;
 
 #[derive(DeriveMigrationName)]
@@ -16,13 +18,19 @@ impl MigrationTrait for Migration {
                     .col(big_pk_auto(Users::Id))
                     .col(string_len(Users::Username, 150))
                     // A case fold can be longer than its source ("ß" → "ss").
-                    .col(string_len(Users::UsernameFolded, 600))
+                    .col(folded(manager, string_len(Users::UsernameFolded, 600)))
                     .col(string_len(Users::Email, 254))
-                    .col(string_len(Users::EmailFolded, 1016))
+                    .col(folded(manager, string_len(Users::EmailFolded, 1016)))
                     .col(string_len(Users::FirstName, 150).default(""))
-                    .col(string_len(Users::FirstNameFolded, 600).default(""))
+                    .col(folded(
+                        manager,
+                        string_len(Users::FirstNameFolded, 600).default("").take(),
+                    ))
                     .col(string_len(Users::LastName, 150).default(""))
-                    .col(string_len(Users::LastNameFolded, 600).default(""))
+                    .col(folded(
+                        manager,
+                        string_len(Users::LastNameFolded, 600).default("").take(),
+                    ))
                     .col(string_len_null(Users::PhoneNumber, 32))
                     .col(text_null(Users::PasswordHash))
                     .col(boolean(Users::IsActive).default(true))

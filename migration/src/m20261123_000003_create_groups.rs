@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::folded;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -13,7 +15,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(big_pk_auto(Groups::Id))
                     .col(string_len(Groups::Name, 150))
-                    .col(string_len(Groups::NameFolded, 600))
+                    .col(folded(manager, string_len(Groups::NameFolded, 600)))
                     .to_owned(),
             )
             .await?;

@@ -1,20 +1,29 @@
-//! Gives every error that async-graphql raises by itself (parse, validation,
-//! limits, argument coercion) the contract's `extensions.code`.
-use std::sync::Arc;
+//! Shapes errors as the contract wants them:
+//! - every error async-graphql raises by itself (parse, validation,
+//!   argument coercion) gets the contract's `extensions.code`;
+//! - a nullable field whose resolver fails resolves to `null` (async-graphql
+//!   would leave the key out, or null the whole `data` at the root), and its
+//!   error, path included, is added to the response.
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{
     Response, ServerError, ServerResult, ValidationResult, Value, Variables,
     extensions::{
-        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextResolve,
+        NextValidation, ResolveInfo,
     },
     parser::types::ExecutableDocument,
 };
 
-pub struct ErrorCodes;
+/// One per request: holds the errors of the nullable fields it nulled.
+#[derive(Default)]
+pub struct ErrorCodes {
+    nulled: Mutex<Vec<ServerError>>,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(ErrorCodes::default())
     }
 }
 
@@ -62,6 +71,24 @@ impl Extension for ErrorCodes {
         })
     }
 
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let nullable = !info.return_type.ends_with('!');
+        match next.run(ctx, info).await {
+            Err(error) if nullable => {
+                if let Ok(mut nulled) = self.nulled.lock() {
+                    nulled.push(error);
+                }
+                Ok(Some(Value::Null))
+            }
+            other => other,
+        }
+    }
+
     async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -69,6 +96,9 @@ impl Extension for ErrorCodes {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
+        if let Ok(mut nulled) = self.nulled.lock() {
+            response.errors.append(&mut nulled);
+        }
         // Our own errors carry a code already; what is left comes from
         // coercing arguments (a malformed DateTime, say).
         for error in &mut response.errors {

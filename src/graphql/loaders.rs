@@ -4,9 +4,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
     Context, ErrorExtensions,
-    dataloader::{DataLoader, Loader},
+    dataloader::{DataLoader, HashMapCache, Loader},
 };
-use entity::{division, group, membership};
+use entity::{division, group, membership, user};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
 };
@@ -99,22 +99,76 @@ impl Loader<i64> for MemberCountByGroup {
     }
 }
 
-/// The loaders of one request; made fresh for each so nothing is cached
-/// across requests.
+/// The loaders of one request, each with a cache that lives as long as the
+/// request: made fresh for each, so nothing is cached across requests.
 pub struct Loaders {
-    pub division_by_id: DataLoader<DivisionById>,
-    pub groups_by_user: DataLoader<GroupsByUser>,
-    pub member_count_by_group: DataLoader<MemberCountByGroup>,
+    pub division_by_id: DataLoader<DivisionById, HashMapCache>,
+    pub groups_by_user: DataLoader<GroupsByUser, HashMapCache>,
+    pub member_count_by_group: DataLoader<MemberCountByGroup, HashMapCache>,
 }
 
 impl Loaders {
     pub fn new(db: &DatabaseConnection) -> Self {
         Self {
-            division_by_id: DataLoader::new(DivisionById(db.clone()), tokio::spawn),
-            groups_by_user: DataLoader::new(GroupsByUser(db.clone()), tokio::spawn),
-            member_count_by_group: DataLoader::new(MemberCountByGroup(db.clone()), tokio::spawn),
+            division_by_id: DataLoader::with_cache(
+                DivisionById(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            groups_by_user: DataLoader::with_cache(
+                GroupsByUser(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            member_count_by_group: DataLoader::with_cache(
+                MemberCountByGroup(db.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
     }
+
+    /// Loads, in one batch per level, what the selection will ask of these
+    /// users (divisions and their parents, groups and their member counts),
+    /// so that the statements of a page do not depend on how the resolvers
+    /// happen to be scheduled.
+    pub async fn prime_for_users(
+        &self,
+        users: &[user::Model],
+        wants: UserWants,
+    ) -> async_graphql::Result<()> {
+        if wants.division {
+            let ids: Vec<i64> = users.iter().filter_map(|u| u.division_id).collect();
+            let divisions = self.division_by_id.load_many(ids).await?;
+            if wants.division_parent {
+                let parents: Vec<i64> = divisions.values().filter_map(|d| d.parent_id).collect();
+                self.division_by_id.load_many(parents).await?;
+            }
+        }
+        if wants.groups {
+            let groups = self
+                .groups_by_user
+                .load_many(users.iter().map(|u| u.id))
+                .await?;
+            if wants.group_member_count {
+                let ids: Vec<i64> = groups
+                    .values()
+                    .flat_map(|g| g.iter().map(|g| g.id))
+                    .collect();
+                self.member_count_by_group.load_many(ids).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which nested lookups a selection of users asks for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UserWants {
+    pub division: bool,
+    pub division_parent: bool,
+    pub groups: bool,
+    pub group_member_count: bool,
 }
 
 /// The request's loaders.

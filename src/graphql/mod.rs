@@ -1,10 +1,15 @@
 //! The GraphQL schema: thin resolvers over the services.
+mod connection;
 mod error_codes;
+mod filters;
 pub mod guards;
+mod inputs;
 pub mod limits;
+mod listing;
 pub mod loaders;
 mod mutation;
 mod no_introspection;
+mod pagination;
 mod query;
 pub mod scalars;
 pub mod types;
@@ -30,7 +35,7 @@ pub fn build_schema(state: AppState) -> RosterSchema {
     let config = state.config.clone();
     let mut builder = builder()
         .data(state)
-        .extension(ErrorCodes)
+        .extension(ErrorCodes::default())
         .extension(limits::QueryLimits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -53,9 +58,14 @@ pub fn sdl() -> String {
 pub struct ClientAddr(pub String);
 
 /// The app's state, from the schema's data.
-pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+pub fn app_state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, Error> {
     ctx.data::<AppState>()
-        .map_err(|_| Error::internal(anyhow::anyhow!("no app state in the schema")).extend())
+        .map_err(|_| Error::internal(anyhow::anyhow!("no app state in the schema")))
+}
+
+/// [`app_state`], as a GraphQL error.
+pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    app_state(ctx).map_err(|e| e.extend())
 }
 
 /// A database id given as an `ID`; malformed is `BAD_USER_INPUT` on `field`.

@@ -1,9 +1,25 @@
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ErrorExtensions, ID, Object, ResultExt};
+use entity::{division, group, user};
+use sea_orm::{Condition, EntityTrait};
 
-use super::{Viewer, guards::viewer, types::User};
+use super::{
+    Viewer,
+    connection::{DivisionConnection, GroupConnection, UserConnection},
+    guards::{require_user, viewer},
+    inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
+    listing::{self, UserListArgs},
+    pagination::PageArgs,
+    parse_id, state,
+    types::{Division, Group, User},
+};
+use crate::error::Error;
 
 /// The read side of roster.
 pub struct Query;
+
+fn not_found(what: &str) -> async_graphql::Error {
+    Error::NotFound(format!("No {what} with that id.")).extend()
+}
 
 #[Object]
 impl Query {
@@ -13,5 +29,138 @@ impl Query {
             Viewer::User(user) => Some(User::new(user.clone())),
             Viewer::Anonymous => None,
         }
+    }
+
+    /// One user; null and NOT_FOUND when there is none with that id.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let found = user::Entity::find_by_id(id)
+            .one(&state(ctx)?.db)
+            .await
+            .map_err(Error::from)
+            .extend()?;
+        found
+            .map(|u| Some(User::from(u)))
+            .ok_or_else(|| not_found("user"))
+    }
+
+    /// Users, filtered, searched, ordered and paged. Default page: the first 20.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        #[graphql(
+            desc = "Case-insensitive match anywhere in username, first and last name, and for staff email."
+        )]
+        search: Option<String>,
+        order_by: Option<Vec<UserOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<UserConnection> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        };
+        let args = UserListArgs {
+            filter,
+            search,
+            order_by,
+            page,
+        };
+        listing::list_users(ctx, Condition::all(), args)
+            .await
+            .extend()
+    }
+
+    /// One group; null and NOT_FOUND when there is none with that id.
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
+        require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let found = group::Entity::find_by_id(id)
+            .one(&state(ctx)?.db)
+            .await
+            .map_err(Error::from)
+            .extend()?;
+        found
+            .map(|g| Some(Group(g)))
+            .ok_or_else(|| not_found("group"))
+    }
+
+    /// Groups, filtered, ordered and paged.
+    #[allow(clippy::too_many_arguments)]
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<GroupFilter>,
+        order_by: Option<Vec<GroupOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<GroupConnection> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        };
+        listing::list_groups(ctx, filter, order_by, page)
+            .await
+            .extend()
+    }
+
+    /// One division; null and NOT_FOUND when there is none with that id.
+    async fn division(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Division>> {
+        require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let found = division::Entity::find_by_id(id)
+            .one(&state(ctx)?.db)
+            .await
+            .map_err(Error::from)
+            .extend()?;
+        found
+            .map(|d| Some(Division(d.into())))
+            .ok_or_else(|| not_found("division"))
+    }
+
+    /// Divisions, filtered, ordered and paged.
+    #[allow(clippy::too_many_arguments)]
+    async fn divisions(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DivisionFilter>,
+        order_by: Option<Vec<DivisionOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<DivisionConnection> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        };
+        listing::list_divisions(ctx, filter, order_by, page)
+            .await
+            .extend()
     }
 }

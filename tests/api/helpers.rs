@@ -55,7 +55,21 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     let mut config = Config::with_database(database_url.clone());
     configure(&mut config);
-    let state = roster::startup::build_state(config)
+    let db = roster::startup::connect(&database_url)
+        .await
+        .expect("database");
+    spawn_app_over(db, config, database_url, dir).await
+}
+
+/// Starts roster over a connection the test made (to hook a statement
+/// counter into it, say).
+pub async fn spawn_app_over(
+    db: DatabaseConnection,
+    config: Config,
+    database_url: String,
+    dir: Option<TempDir>,
+) -> TestApp {
+    let state = roster::startup::state_on(db, config)
         .await
         .expect("app state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,5 +6,6 @@ mod browser;
 mod cli;
 mod data_model;
 mod helpers;
+mod listing;
 mod schema;
 mod transport;

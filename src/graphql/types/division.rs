@@ -1,9 +1,21 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object};
-use entity::division;
+use async_graphql::{Context, Enum, ID, Object, ResultExt};
+use entity::{division, user};
+use sea_orm::{
+    Condition,
+    sea_query::{Expr, ExprTrait},
+};
 
-use crate::graphql::{loaders::loaders, scalars::DateTime};
+use crate::graphql::{
+    connection::UserConnection,
+    guards::require_staff,
+    inputs::{UserFilter, UserOrder},
+    listing::{self, UserListArgs},
+    loaders::loaders,
+    pagination::PageArgs,
+    scalars::DateTime,
+};
 
 /// Whether a division is top-level or sits under a MAIN division.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -22,6 +34,7 @@ impl From<division::DivisionType> for DivisionType {
 }
 
 /// An organisational unit. Users of an inactive division cannot be activated.
+#[derive(Clone)]
 pub struct Division(pub Arc<division::Model>);
 
 #[Object]
@@ -57,5 +70,39 @@ impl Division {
 
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
+    }
+
+    /// The division's users, as `Query.users` lists them. Staff only.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        search: Option<String>,
+        order_by: Option<Vec<UserOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<UserConnection> {
+        require_staff(ctx).extend()?;
+        let scope = Condition::all().add(Expr::col(user::Column::DivisionId).eq(self.0.id));
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        };
+        let args = UserListArgs {
+            filter,
+            search,
+            order_by,
+            page,
+        };
+        listing::list_users(ctx, scope, args).await.extend()
     }
 }

@@ -1,9 +1,21 @@
-use async_graphql::{Context, ID, Object};
-use entity::group;
+use async_graphql::{Context, ID, Object, ResultExt};
+use entity::{group, membership, user};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait},
+};
 
-use crate::graphql::loaders::loaders;
+use crate::graphql::{
+    connection::UserConnection,
+    guards::require_staff,
+    inputs::{UserFilter, UserOrder},
+    listing::{self, UserListArgs},
+    loaders::loaders,
+    pagination::PageArgs,
+};
 
 /// A named set of users, such as "Manager".
+#[derive(Clone)]
 pub struct Group(pub group::Model);
 
 impl From<group::Model> for Group {
@@ -30,5 +42,44 @@ impl Group {
             .load_one(self.0.id)
             .await?
             .unwrap_or(0))
+    }
+
+    /// The group's members, as `Query.users` lists them. Staff only.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        search: Option<String>,
+        order_by: Option<Vec<UserOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> async_graphql::Result<UserConnection> {
+        require_staff(ctx).extend()?;
+        let members = membership::Entity::find()
+            .select_only()
+            .column(membership::Column::UserId)
+            .filter(membership::Column::GroupId.eq(self.0.id))
+            .into_query();
+        let scope = Condition::all().add(Expr::col(user::Column::Id).in_subquery(members));
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        };
+        let args = UserListArgs {
+            filter,
+            search,
+            order_by,
+            page,
+        };
+        listing::list_users(ctx, scope, args).await.extend()
     }
 }

@@ -3,6 +3,6 @@ mod division;
 mod group;
 mod user;
 
-pub use division::Division;
+pub use division::{Division, DivisionType};
 pub use group::Group;
 pub use user::User;

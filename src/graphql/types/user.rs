@@ -7,6 +7,7 @@ use super::{Division, Group};
 use crate::graphql::{guards::SelfOrStaff, loaders::loaders, scalars::DateTime};
 
 /// An account.
+#[derive(Clone)]
 pub struct User {
     pub model: Arc<user::Model>,
     /// True where the contract lets the returned user count as the viewer

@@ -1,0 +1,95 @@
+//! Relay connections of users, groups and divisions.
+use async_graphql::{Object, SimpleObject};
+
+use super::types::{Division, Group, User};
+use crate::error::Error;
+
+/// Where a page sits in its list.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+macro_rules! connection {
+    ($connection:ident, $edge:ident, $node:ident, $doc:literal) => {
+        #[doc = concat!("One ", $doc, " of a page, with its cursor.")]
+        #[derive(SimpleObject, Clone)]
+        pub struct $edge {
+            /// Opaque; pass it as `after` or `before`.
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        #[doc = concat!("A page of ", $doc, "s.")]
+        pub struct $connection {
+            pub edges: Vec<$edge>,
+            pub page_info: PageInfo,
+            /// Computed only when `totalCount` is selected.
+            pub total_count: Option<i64>,
+        }
+
+        impl $connection {
+            /// Builds the connection from a fetched page.
+            pub fn new<M>(
+                page: super::pagination::Page<M>,
+                node: impl Fn(M) -> $node,
+                total_count: Option<i64>,
+            ) -> Self {
+                let page_info = page_info(&page);
+                let edges = page
+                    .rows
+                    .into_iter()
+                    .map(|(cursor, row)| $edge {
+                        cursor,
+                        node: node(row),
+                    })
+                    .collect();
+                Self {
+                    edges,
+                    page_info,
+                    total_count,
+                }
+            }
+        }
+
+        #[Object]
+        impl $connection {
+            async fn edges(&self) -> &[$edge] {
+                &self.edges
+            }
+
+            async fn nodes(&self) -> Vec<$node> {
+                self.edges.iter().map(|edge| edge.node.clone()).collect()
+            }
+
+            async fn page_info(&self) -> &PageInfo {
+                &self.page_info
+            }
+
+            /// Every match of the filter, not just this page.
+            async fn total_count(&self) -> async_graphql::Result<i64> {
+                self.total_count.ok_or_else(|| {
+                    async_graphql::ErrorExtensions::extend(&Error::internal(anyhow::anyhow!(
+                        "totalCount was not computed"
+                    )))
+                })
+            }
+        }
+    };
+}
+
+connection!(UserConnection, UserEdge, User, "user");
+connection!(GroupConnection, GroupEdge, Group, "group");
+connection!(DivisionConnection, DivisionEdge, Division, "division");
+
+fn page_info<M>(page: &super::pagination::Page<M>) -> PageInfo {
+    PageInfo {
+        has_next_page: page.has_next_page,
+        has_previous_page: page.has_previous_page,
+        start_cursor: page.rows.first().map(|(cursor, _)| cursor.clone()),
+        end_cursor: page.rows.last().map(|(cursor, _)| cursor.clone()),
+    }
+}

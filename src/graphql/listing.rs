@@ -1,0 +1,335 @@
+//! The lists of the read API: access rules, filter, search, ordering and
+//! page, for users, groups and divisions.
+use async_graphql::Context;
+use entity::{division, group, user};
+use sea_orm::{Condition, EntityTrait, QueryFilter, sea_query::IntoIden};
+
+use super::{
+    app_state,
+    connection::{DivisionConnection, GroupConnection, UserConnection},
+    filters,
+    guards::viewer,
+    inputs::{
+        DivisionFilter, DivisionOrder, DivisionOrderField, GroupFilter, GroupOrder,
+        GroupOrderField, SortDirection, UserFilter, UserOrder, UserOrderField,
+    },
+    loaders::{UserWants, loaders},
+    pagination::{self, KeyKind, KeyValue, PageArgs, SortKey},
+    types::{Division, Group, User},
+};
+use crate::error::Error;
+
+/// What a user list was asked for.
+#[derive(Default)]
+pub struct UserListArgs {
+    pub filter: Option<UserFilter>,
+    pub search: Option<String>,
+    pub order_by: Option<Vec<UserOrder>>,
+    pub page: PageArgs,
+}
+
+fn key(
+    name: &'static str,
+    column: impl IntoIden,
+    kind: KeyKind,
+    nullable: bool,
+    direction: Option<SortDirection>,
+) -> SortKey {
+    SortKey {
+        name,
+        column: column.into_iden(),
+        kind,
+        nullable,
+        descending: direction == Some(SortDirection::Desc),
+    }
+}
+
+/// The keys of an ordering, ending with the id in the direction of the last
+/// key given (ascending when none is given).
+fn with_id_last(mut keys: Vec<SortKey>, id: impl IntoIden) -> Vec<SortKey> {
+    let direction = match keys.last() {
+        Some(last) if last.descending => SortDirection::Desc,
+        _ => SortDirection::Asc,
+    };
+    let direction = Some(direction);
+    keys.push(key("ID", id, KeyKind::Int, false, direction));
+    keys
+}
+
+fn user_keys(order: &[UserOrder]) -> Vec<SortKey> {
+    use user::Column as C;
+    let keys = order
+        .iter()
+        .map(|o| match o.field {
+            UserOrderField::Id => key("ID", C::Id, KeyKind::Int, false, o.direction),
+            UserOrderField::Username => key(
+                "USERNAME",
+                C::UsernameFolded,
+                KeyKind::Text,
+                false,
+                o.direction,
+            ),
+            UserOrderField::FirstName => key(
+                "FIRST_NAME",
+                C::FirstNameFolded,
+                KeyKind::Text,
+                false,
+                o.direction,
+            ),
+            UserOrderField::LastName => key(
+                "LAST_NAME",
+                C::LastNameFolded,
+                KeyKind::Text,
+                false,
+                o.direction,
+            ),
+            UserOrderField::DateJoined => key(
+                "DATE_JOINED",
+                C::DateJoined,
+                KeyKind::Time,
+                false,
+                o.direction,
+            ),
+            UserOrderField::Email => {
+                key("EMAIL", C::EmailFolded, KeyKind::Text, false, o.direction)
+            }
+            UserOrderField::LastLogin => {
+                key("LAST_LOGIN", C::LastLogin, KeyKind::Time, true, o.direction)
+            }
+        })
+        .collect();
+    with_id_last(keys, C::Id)
+}
+
+fn user_key_values(keys: &[SortKey], u: &user::Model) -> Vec<KeyValue> {
+    keys.iter()
+        .map(|k| match k.name {
+            "USERNAME" => KeyValue::Text(u.username_folded.clone()),
+            "FIRST_NAME" => KeyValue::Text(u.first_name_folded.clone()),
+            "LAST_NAME" => KeyValue::Text(u.last_name_folded.clone()),
+            "DATE_JOINED" => KeyValue::Time(u.date_joined),
+            "EMAIL" => KeyValue::Text(u.email_folded.clone()),
+            "LAST_LOGIN" => u.last_login.map_or(KeyValue::Null, KeyValue::Time),
+            _ => KeyValue::Int(u.id),
+        })
+        .collect()
+}
+
+fn total_count_selected(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// What the selection under `nodes` or `edges.node` asks of each user.
+fn user_wants(ctx: &Context<'_>) -> UserWants {
+    let look = ctx.look_ahead();
+    let nodes = [look.field("nodes"), look.field("edges").field("node")];
+    let any = |path: &[&str]| {
+        nodes.iter().any(|node| {
+            let mut at = node.field(path[0]);
+            for name in &path[1..] {
+                at = at.field(name);
+            }
+            at.exists()
+        })
+    };
+    UserWants {
+        division: any(&["division"]),
+        division_parent: any(&["division", "parent"]),
+        groups: any(&["groups"]),
+        group_member_count: any(&["groups", "memberCount"]),
+    }
+}
+
+/// Users within `scope` (everyone, a group's members, a division's users),
+/// for an authenticated viewer; guarded filters and orders are staff only.
+pub async fn list_users(
+    ctx: &Context<'_>,
+    scope: Condition,
+    args: UserListArgs,
+) -> Result<UserConnection, Error> {
+    let viewer = viewer(ctx);
+    if viewer.user().is_none() {
+        return Err(Error::Unauthenticated(
+            super::guards::AUTHENTICATION_REQUIRED,
+        ));
+    }
+    let staff = viewer.is_staff();
+    let order = args.order_by.unwrap_or_default();
+    let guarded_order = order
+        .iter()
+        .any(|o| matches!(o.field, UserOrderField::Email | UserOrderField::LastLogin));
+    if !staff
+        && (guarded_order
+            || args
+                .filter
+                .as_ref()
+                .is_some_and(filters::uses_guarded_fields))
+    {
+        return Err(Error::Forbidden(
+            "Only staff may filter or order by email, phoneNumber, lastLogin, isStaff or isSuperuser.".into(),
+        ));
+    }
+    let mut condition = Condition::all().add(scope);
+    if let Some(filter) = &args.filter {
+        condition = condition.add(filters::user_condition(filter)?);
+    }
+    if let Some(term) = &args.search {
+        condition = condition.add(filters::user_search(term, staff));
+    }
+    let state = app_state(ctx)?;
+    let select = user::Entity::find().filter(condition);
+    let keys = user_keys(&order);
+    let total = if total_count_selected(ctx) {
+        Some(pagination::count(&state.db, select.clone()).await?)
+    } else {
+        None
+    };
+    let page = pagination::fetch_page(
+        &state.db,
+        select,
+        &keys,
+        &args.page,
+        state.config.max_page_size,
+        |u| user_key_values(&keys, u),
+    )
+    .await?;
+    let users: Vec<user::Model> = page.rows.iter().map(|(_, u)| u.clone()).collect();
+    loaders(ctx)
+        .map_err(|_| Error::internal(anyhow::anyhow!("no loaders in the request")))?
+        .prime_for_users(&users, user_wants(ctx))
+        .await
+        .map_err(|e| Error::internal(anyhow::anyhow!("{}", e.message)))?;
+    Ok(UserConnection::new(page, User::from, total))
+}
+
+fn group_keys(order: &[GroupOrder]) -> Vec<SortKey> {
+    let keys = order
+        .iter()
+        .map(|o| match o.field {
+            GroupOrderField::Id => key("ID", group::Column::Id, KeyKind::Int, false, o.direction),
+            GroupOrderField::Name => key(
+                "NAME",
+                group::Column::NameFolded,
+                KeyKind::Text,
+                false,
+                o.direction,
+            ),
+        })
+        .collect();
+    with_id_last(keys, group::Column::Id)
+}
+
+pub async fn list_groups(
+    ctx: &Context<'_>,
+    filter: Option<GroupFilter>,
+    order_by: Option<Vec<GroupOrder>>,
+    page: PageArgs,
+) -> Result<GroupConnection, Error> {
+    if viewer(ctx).user().is_none() {
+        return Err(Error::Unauthenticated(
+            super::guards::AUTHENTICATION_REQUIRED,
+        ));
+    }
+    let condition = match &filter {
+        Some(filter) => filters::group_condition(filter)?,
+        None => Condition::all(),
+    };
+    let state = app_state(ctx)?;
+    let select = group::Entity::find().filter(condition);
+    let keys = group_keys(&order_by.unwrap_or_default());
+    let total = if total_count_selected(ctx) {
+        Some(pagination::count(&state.db, select.clone()).await?)
+    } else {
+        None
+    };
+    let key_values = |g: &group::Model| {
+        keys.iter()
+            .map(|k| {
+                if k.name == "NAME" {
+                    KeyValue::Text(g.name_folded.clone())
+                } else {
+                    KeyValue::Int(g.id)
+                }
+            })
+            .collect()
+    };
+    let page = pagination::fetch_page(
+        &state.db,
+        select,
+        &keys,
+        &page,
+        state.config.max_page_size,
+        key_values,
+    )
+    .await?;
+    Ok(GroupConnection::new(page, Group, total))
+}
+
+fn division_keys(order: &[DivisionOrder]) -> Vec<SortKey> {
+    use division::Column as C;
+    let keys = order
+        .iter()
+        .map(|o| match o.field {
+            DivisionOrderField::Id => key("ID", C::Id, KeyKind::Int, false, o.direction),
+            DivisionOrderField::Name => {
+                key("NAME", C::NameFolded, KeyKind::Text, false, o.direction)
+            }
+            DivisionOrderField::CreatedAt => key(
+                "CREATED_AT",
+                C::CreatedAt,
+                KeyKind::Time,
+                false,
+                o.direction,
+            ),
+        })
+        .collect();
+    with_id_last(keys, C::Id)
+}
+
+pub async fn list_divisions(
+    ctx: &Context<'_>,
+    filter: Option<DivisionFilter>,
+    order_by: Option<Vec<DivisionOrder>>,
+    page: PageArgs,
+) -> Result<DivisionConnection, Error> {
+    if viewer(ctx).user().is_none() {
+        return Err(Error::Unauthenticated(
+            super::guards::AUTHENTICATION_REQUIRED,
+        ));
+    }
+    let condition = match &filter {
+        Some(filter) => filters::division_condition(filter)?,
+        None => Condition::all(),
+    };
+    let state = app_state(ctx)?;
+    let select = division::Entity::find().filter(condition);
+    let keys = division_keys(&order_by.unwrap_or_default());
+    let total = if total_count_selected(ctx) {
+        Some(pagination::count(&state.db, select.clone()).await?)
+    } else {
+        None
+    };
+    let key_values = |d: &division::Model| {
+        keys.iter()
+            .map(|k| match k.name {
+                "NAME" => KeyValue::Text(d.name_folded.clone()),
+                "CREATED_AT" => KeyValue::Time(d.created_at),
+                _ => KeyValue::Int(d.id),
+            })
+            .collect()
+    };
+    let page = pagination::fetch_page(
+        &state.db,
+        select,
+        &keys,
+        &page,
+        state.config.max_page_size,
+        key_values,
+    )
+    .await?;
+    Ok(DivisionConnection::new(
+        page,
+        |d| Division(std::sync::Arc::new(d)),
+        total,
+    ))
+}
