@@ -41,6 +41,21 @@ pub enum Command {
     CreateSuperuser(CreateSuperuserArgs),
     /// Print the GraphQL schema (SDL).
     ExportSchema,
+    /// Fill an empty database with demo divisions, groups and users (all
+    /// with the password `roster-demo-password`; `admin` is a superuser).
+    DemoData(DemoDataArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoDataArgs {
+    /// How many users to create.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub users: u64,
+    /// Seed of the generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +173,22 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CreateSuperuser(args) => create_superuser(args).await,
+        Command::DemoData(args) => {
+            let db = startup::connect(&args.database.database_url).await?;
+            startup::migrate(&db).await?;
+            let made = services::demo_data::generate(&db, args.users, args.seed).await?;
+            println!(
+                "Created {} divisions, {} groups, {} users and {} memberships in {:.1} s. Every demo user's password is \"{}\"; \"{}\" is a superuser.",
+                made.divisions,
+                made.groups,
+                made.users,
+                made.memberships,
+                made.seconds,
+                services::demo_data::DEMO_PASSWORD,
+                services::demo_data::DEMO_ADMIN
+            );
+            Ok(())
+        }
         Command::ExportSchema => {
             print!("{}", crate::graphql::sdl());
             Ok(())

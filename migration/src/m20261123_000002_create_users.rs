@@ -77,7 +77,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 pub enum Users {
     Table,
     Id,

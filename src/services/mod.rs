@@ -1,6 +1,7 @@
 //! The business rules. Services take a database connection (or transaction)
 //! and return `roster::Error`; they know nothing of HTTP or GraphQL.
 pub mod accounts;
+pub mod demo_data;
 pub mod login_limit;
 pub mod password_hash;
 pub mod refresh_tokens;

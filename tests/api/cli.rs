@@ -212,3 +212,71 @@ fn create_superuser_without_a_password_or_terminal_says_so() {
     );
     assert_one_line_error(&output, "ROSTER_SUPERUSER_PASSWORD");
 }
+
+#[tokio::test]
+async fn demo_data_is_deterministic_realistic_and_refuses_a_filled_database() {
+    let mut usernames = Vec::new();
+    for _ in 0..2 {
+        let (database_url, _dir) = fresh_database().await;
+        let url = database_url.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            roster(
+                &[
+                    "demo-data",
+                    "--users",
+                    "300",
+                    "--seed",
+                    "7",
+                    "--database-url",
+                    &url,
+                ],
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let db = roster::startup::connect(&database_url).await.unwrap();
+        let users = user::Entity::find().all(&db).await.unwrap();
+        assert_eq!(users.len(), 300);
+        assert!(users.iter().any(|u| !u.is_active) && users.iter().any(|u| u.is_active));
+        assert!(users.iter().filter(|u| u.is_staff).count() >= 1);
+        let admin = users.iter().find(|u| u.username == "admin").unwrap();
+        assert!(admin.is_superuser && admin.is_active);
+        let hash = admin.password_hash.clone().unwrap();
+        assert_eq!(
+            roster::services::password_hash::verify("roster-demo-password".into(), Some(hash))
+                .await
+                .unwrap(),
+            roster::services::password_hash::Verified::Yes
+        );
+        let inactive_divisions = entity::division::Entity::find()
+            .filter(entity::division::Column::IsActive.eq(false))
+            .all(&db)
+            .await
+            .unwrap();
+        assert!(!inactive_divisions.is_empty());
+        let memberships = entity::membership::Entity::find().all(&db).await.unwrap();
+        assert!(
+            memberships.len() > 100 && memberships.len() < 900,
+            "{}",
+            memberships.len()
+        );
+        usernames.push(users.into_iter().map(|u| u.username).collect::<Vec<_>>());
+
+        // A second run on the now filled database is refused.
+        let output = tokio::task::spawn_blocking(move || {
+            roster(
+                &["demo-data", "--users", "5", "--database-url", &database_url],
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        assert_one_line_error(&output, "already has users");
+    }
+    assert_eq!(
+        usernames[0], usernames[1],
+        "the same seed gives the same data"
+    );
+}
