@@ -4,8 +4,9 @@
 //! same wherever it starts, and an insert does not shift the next page.
 //!
 //! Ordering always ends with the id, in the direction of the last key. NULLs
-//! sort as the lowest values (first ascending, last descending) on every
-//! database.
+//! sort as the highest values (last ascending, first descending) on every
+//! database: PostgreSQL's own order, so its btree indexes serve every
+//! ordering; keys that cannot be NULL get no NULLS clause at all.
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -83,29 +84,29 @@ impl SortKey {
         Expr::col(self.column.clone())
     }
 
-    /// Rows after `value` in this key's direction.
+    /// Rows after `value` in this key's direction (NULL is the highest value).
     fn after(&self, value: &KeyValue) -> Condition {
-        let col = self.expr();
-        match (self.descending, value) {
-            (false, KeyValue::Null) => Condition::all().add(col.is_not_null()),
-            (false, v) => Condition::all().add(col.gt(v.to_value())),
-            (true, KeyValue::Null) => Condition::all().add(Expr::val(1).eq(0)),
-            (true, v) => Condition::any()
-                .add(col.clone().lt(v.to_value()))
-                .add(col.is_null()),
-        }
+        self.beyond(value, !self.descending)
     }
 
     /// Rows before `value` in this key's direction.
     fn before(&self, value: &KeyValue) -> Condition {
+        self.beyond(value, self.descending)
+    }
+
+    /// Rows above `value` (`upward`) or below it, NULL being the highest.
+    /// Keys that cannot be NULL get a plain comparison, which an index
+    /// serves as a range scan.
+    fn beyond(&self, value: &KeyValue, upward: bool) -> Condition {
         let col = self.expr();
-        match (self.descending, value) {
-            (false, KeyValue::Null) => Condition::all().add(Expr::val(1).eq(0)),
-            (false, v) => Condition::any()
-                .add(col.clone().lt(v.to_value()))
+        match (upward, value) {
+            (true, KeyValue::Null) => Condition::all().add(Expr::val(1).eq(0)),
+            (true, v) if self.nullable => Condition::any()
+                .add(col.clone().gt(v.to_value()))
                 .add(col.is_null()),
-            (true, KeyValue::Null) => Condition::all().add(col.is_not_null()),
             (true, v) => Condition::all().add(col.gt(v.to_value())),
+            (false, KeyValue::Null) => Condition::all().add(col.is_not_null()),
+            (false, v) => Condition::all().add(col.lt(v.to_value())),
         }
     }
 
@@ -287,12 +288,17 @@ where
     let mut query = select;
     for key in keys {
         let descending = key.descending != reverse;
-        let (order, nulls) = if descending {
-            (Order::Desc, NullOrdering::Last)
+        let order = if descending { Order::Desc } else { Order::Asc };
+        query = if key.nullable {
+            let nulls = if descending {
+                NullOrdering::First
+            } else {
+                NullOrdering::Last
+            };
+            query.order_by_with_nulls(key.expr(), order, nulls)
         } else {
-            (Order::Asc, NullOrdering::First)
+            query.order_by(key.expr(), order)
         };
-        query = query.order_by_with_nulls(key.expr(), order, nulls);
     }
     let mut skipped = 0;
     match &request.mode {
