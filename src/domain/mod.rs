@@ -17,6 +17,50 @@ pub fn fold(value: &str) -> String {
 /// The message for a required text left empty.
 pub const BLANK: &str = "This field may not be blank.";
 
+/// The longest phone number accepted.
+pub const PHONE_MAX_LENGTH: usize = 32;
+pub const INVALID_PHONE: &str = "Enter a valid phone number.";
+
+/// A phone number: digits with optional `+`, spaces, `-`, `.`, `(` and `)`,
+/// at most 32 characters, trimmed. Empty means none.
+pub fn parse_phone(value: &str) -> Result<Option<String>, Vec<String>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'));
+    let mut problems = Vec::new();
+    if value.chars().count() > PHONE_MAX_LENGTH {
+        problems.push(format!(
+            "Ensure this field has no more than {PHONE_MAX_LENGTH} characters."
+        ));
+    }
+    if !allowed || !value.chars().any(|c| c.is_ascii_digit()) {
+        problems.push(INVALID_PHONE.to_owned());
+    }
+    if problems.is_empty() {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(problems)
+    }
+}
+
+/// A group or division name: 1–150 characters, trimmed.
+pub fn parse_title(value: &str) -> Result<String, Vec<String>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(vec![BLANK.to_owned()]);
+    }
+    if value.chars().count() > NAME_MAX_LENGTH {
+        return Err(vec![format!(
+            "Ensure this field has no more than {NAME_MAX_LENGTH} characters."
+        )]);
+    }
+    Ok(value.to_owned())
+}
+
 /// Longest first or last name.
 pub const NAME_MAX_LENGTH: usize = 150;
 

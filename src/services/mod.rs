@@ -1,10 +1,12 @@
 //! The business rules. Services take a database connection (or transaction)
 //! and return `roster::Error`; they know nothing of HTTP or GraphQL.
 pub mod accounts;
+pub mod catalog;
 pub mod demo_data;
 pub mod login_limit;
 pub mod password_hash;
 pub mod refresh_tokens;
 pub mod settings;
 pub mod tokens;
+pub mod user_admin;
 pub mod users;

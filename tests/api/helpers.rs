@@ -165,6 +165,34 @@ impl TestApp {
         self.gql_as(None, query, variables).await
     }
 
+    /// Sends every (token, document, variables) at once, each on its own
+    /// task; the replies come back in the order given.
+    pub async fn gql_concurrently(
+        &self,
+        requests: Vec<(Option<String>, String, Value)>,
+    ) -> Vec<Reply> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(token, query, variables)| {
+                let (client, url) = (self.client.clone(), format!("{}/graphql", self.url));
+                tokio::spawn(async move {
+                    let mut request = client
+                        .post(url)
+                        .json(&json!({ "query": query, "variables": variables }));
+                    if let Some(token) = token {
+                        request = request.bearer_auth(token);
+                    }
+                    Reply::from(request.send().await.unwrap()).await
+                })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for task in tasks {
+            replies.push(task.await.unwrap());
+        }
+        replies
+    }
+
     pub async fn post_json(&self, token: Option<&str>, body: &Value) -> Reply {
         let mut request = self.client.post(format!("{}/graphql", self.url)).json(body);
         if let Some(token) = token {

@@ -2,6 +2,7 @@
 //! on a loopback port, a fresh database per test (a temporary SQLite file, or
 //! a fresh PostgreSQL schema when ROSTER_TEST_DATABASE_URL is set).
 mod accounts;
+mod admin;
 mod browser;
 mod cli;
 mod data_model;

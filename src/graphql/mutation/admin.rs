@@ -1,0 +1,340 @@
+//! The admin mutations: users, groups and divisions. Resolvers read the
+//! viewer, convert the input, and call a service.
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, ResultExt};
+use entity::division;
+
+use crate::{
+    graphql::{
+        guards::require_user,
+        parse_id, state,
+        types::{Division, DivisionType, Group, User},
+    },
+    services::{
+        catalog,
+        user_admin::{self, Change, CreateUser, UpdateUser},
+    },
+};
+
+/// A new user, created by staff.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub username: String,
+    pub email: String,
+    /// Without one, the account cannot log in until a password is set.
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_number: Option<String>,
+    /// An active division.
+    pub division_id: Option<ID>,
+    pub group_ids: Option<Vec<ID>>,
+    #[graphql(default_with = "Some(true)")]
+    pub is_active: Option<bool>,
+    /// Superusers only.
+    #[graphql(default_with = "Some(false)")]
+    pub is_staff: Option<bool>,
+    /// Superusers only.
+    #[graphql(default_with = "Some(false)")]
+    pub is_superuser: Option<bool>,
+}
+
+/// A partial update: an absent field stays as it is; an explicit null
+/// clears a nullable field (`phoneNumber`, `divisionId`).
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub username: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub phone_number: MaybeUndefined<String>,
+    /// Staff only; an active division.
+    pub division_id: MaybeUndefined<ID>,
+    /// Superusers only.
+    pub is_staff: MaybeUndefined<bool>,
+    /// Superusers only.
+    pub is_superuser: MaybeUndefined<bool>,
+}
+
+#[derive(InputObject)]
+pub struct CreateGroupInput {
+    /// Unique without regard to case.
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateGroupInput {
+    pub name: MaybeUndefined<String>,
+}
+
+#[derive(InputObject)]
+pub struct CreateDivisionInput {
+    /// Unique without regard to case.
+    pub name: String,
+    pub division_type: DivisionType,
+    /// Required for SUB (a MAIN division), absent for MAIN.
+    pub parent_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateDivisionInput {
+    pub name: MaybeUndefined<String>,
+    /// A SUB division may move to another MAIN division.
+    pub parent_id: MaybeUndefined<ID>,
+}
+
+fn change<T, U>(value: MaybeUndefined<T>, convert: impl FnOnce(T) -> U) -> Change<U> {
+    match value {
+        MaybeUndefined::Undefined => Change::Keep,
+        MaybeUndefined::Null => Change::Clear,
+        MaybeUndefined::Value(v) => Change::Set(convert(v)),
+    }
+}
+
+fn entity_type(value: DivisionType) -> division::DivisionType {
+    match value {
+        DivisionType::Main => division::DivisionType::Main,
+        DivisionType::Sub => division::DivisionType::Sub,
+    }
+}
+
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// Staff create a user; only superusers create staff or superusers.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let state = state(ctx)?;
+        let input = CreateUser {
+            username: input.username,
+            email: input.email,
+            password: input.password,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            phone_number: input.phone_number,
+            division_id: input.division_id.map(|id| id.0),
+            group_ids: input
+                .group_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
+            is_active: input.is_active.unwrap_or(true),
+            is_staff: input.is_staff.unwrap_or(false),
+            is_superuser: input.is_superuser.unwrap_or(false),
+        };
+        Ok(
+            user_admin::create(&state.db, state.password_policy(), viewer, input)
+                .await
+                .extend()?
+                .into(),
+        )
+    }
+
+    /// The user themself (names, username, email, phone) or staff.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let input = UpdateUser {
+            username: change(input.username, |v| v),
+            email: change(input.email, |v| v),
+            first_name: change(input.first_name, |v| v),
+            last_name: change(input.last_name, |v| v),
+            phone_number: change(input.phone_number, |v| v),
+            division_id: change(input.division_id, |v| v.0),
+            is_staff: change(input.is_staff, |v| v),
+            is_superuser: change(input.is_superuser, |v| v),
+        };
+        Ok(user_admin::update(&state(ctx)?.db, viewer, id, input)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// Staff activate a user; DIVISION_INACTIVE while its division is inactive.
+    async fn activate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        Ok(user_admin::activate(&state(ctx)?.db, viewer, id)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// Staff deactivate a user (not themself, not the last active superuser);
+    /// the user's tokens stop working at once.
+    async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        Ok(user_admin::deactivate(&state(ctx)?.db, viewer, id)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// Staff delete a user (not themself, not the last active superuser).
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let deleted = user_admin::delete(&state(ctx)?.db, viewer, id)
+            .await
+            .extend()?;
+        Ok(ID(deleted.to_string()))
+    }
+
+    /// Idempotent.
+    async fn assign_user_to_group(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let user_id = parse_id(&user_id, "userId").extend()?;
+        let group_id = parse_id(&group_id, "groupId").extend()?;
+        Ok(
+            user_admin::assign_to_group(&state(ctx)?.db, viewer, user_id, group_id)
+                .await
+                .extend()?
+                .into(),
+        )
+    }
+
+    /// Idempotent.
+    async fn remove_user_from_group(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let user_id = parse_id(&user_id, "userId").extend()?;
+        let group_id = parse_id(&group_id, "groupId").extend()?;
+        Ok(
+            user_admin::remove_from_group(&state(ctx)?.db, viewer, user_id, group_id)
+                .await
+                .extend()?
+                .into(),
+        )
+    }
+
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateGroupInput,
+    ) -> async_graphql::Result<Group> {
+        let viewer = require_user(ctx).extend()?;
+        Ok(Group(
+            catalog::create_group(&state(ctx)?.db, viewer, &input.name)
+                .await
+                .extend()?,
+        ))
+    }
+
+    async fn update_group(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateGroupInput,
+    ) -> async_graphql::Result<Group> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let name = change(input.name, |v| v);
+        Ok(Group(
+            catalog::update_group(&state(ctx)?.db, viewer, id, name)
+                .await
+                .extend()?,
+        ))
+    }
+
+    /// Removes the group and its memberships.
+    async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        Ok(ID(catalog::delete_group(&state(ctx)?.db, viewer, id)
+            .await
+            .extend()?
+            .to_string()))
+    }
+
+    async fn create_division(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDivisionInput,
+    ) -> async_graphql::Result<Division> {
+        let viewer = require_user(ctx).extend()?;
+        let parent = input
+            .parent_id
+            .map(|id| parse_id(&id, "parentId"))
+            .transpose()
+            .extend()?;
+        let kind = entity_type(input.division_type);
+        let division = catalog::create_division(&state(ctx)?.db, viewer, &input.name, kind, parent)
+            .await
+            .extend()?;
+        Ok(Division(division.into()))
+    }
+
+    async fn update_division(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateDivisionInput,
+    ) -> async_graphql::Result<Division> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        let parent = match input.parent_id {
+            MaybeUndefined::Undefined => Change::Keep,
+            MaybeUndefined::Null => Change::Clear,
+            MaybeUndefined::Value(id) => Change::Set(parse_id(&id, "parentId").extend()?),
+        };
+        let name = change(input.name, |v| v);
+        let division = catalog::update_division(&state(ctx)?.db, viewer, id, name, parent)
+            .await
+            .extend()?;
+        Ok(Division(division.into()))
+    }
+
+    /// Idempotent.
+    async fn activate_division(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Division> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        Ok(Division(
+            catalog::set_division_active(&state(ctx)?.db, viewer, id, true)
+                .await
+                .extend()?
+                .into(),
+        ))
+    }
+
+    /// Idempotent. Its users stay as they are, but none can be activated or
+    /// given this division until it is active again.
+    async fn deactivate_division(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Division> {
+        let viewer = require_user(ctx).extend()?;
+        let id = parse_id(&id, "id").extend()?;
+        Ok(Division(
+            catalog::set_division_active(&state(ctx)?.db, viewer, id, false)
+                .await
+                .extend()?
+                .into(),
+        ))
+    }
+}

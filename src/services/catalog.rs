@@ -1,0 +1,231 @@
+//! Groups and divisions: create, rename, delete, move, (de)activate.
+//! Names are unique without regard to case, enforced by unique indexes on
+//! the folded names; a violation becomes `CONFLICT`.
+use entity::{division, group, user};
+use sea_orm::{
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set, SqlErr,
+};
+
+use super::user_admin::{Change, begin_write};
+use crate::{
+    clock,
+    domain::{fold, parse_title},
+    error::{Error, FieldErrors, Result},
+};
+
+pub const GROUP_TAKEN: &str = "A group with that name already exists.";
+pub const DIVISION_TAKEN: &str = "A division with that name already exists.";
+
+fn require_staff(viewer: &user::Model) -> Result<()> {
+    if viewer.is_staff || viewer.is_superuser {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Only staff may do this.".into()))
+    }
+}
+
+fn name_conflict(error: DbErr, message: &str) -> Error {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            Error::Conflict(FieldErrors::one("name", message))
+        }
+        _ => Error::from(error),
+    }
+}
+
+fn parse_name_field(value: &str) -> Result<String> {
+    parse_title(value).map_err(|messages| {
+        let mut errors = FieldErrors::new();
+        errors.extend("name", messages);
+        Error::BadUserInput(errors)
+    })
+}
+
+pub async fn create_group(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    name: &str,
+) -> Result<group::Model> {
+    require_staff(viewer)?;
+    let name = parse_name_field(name)?;
+    let txn = begin_write(db).await?;
+    let group = group::ActiveModel {
+        name_folded: Set(fold(&name)),
+        name: Set(name),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| name_conflict(e, GROUP_TAKEN))?;
+    txn.commit().await?;
+    Ok(group)
+}
+
+pub async fn update_group(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+    name: Change<String>,
+) -> Result<group::Model> {
+    require_staff(viewer)?;
+    let txn = begin_write(db).await?;
+    let group = group::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::NotFound("No group with that id.".into()))?;
+    let group = match name {
+        Change::Keep => group,
+        Change::Clear => return Err(Error::bad_input("name", super::user_admin::NOT_NULL)),
+        Change::Set(name) => {
+            let name = parse_name_field(&name)?;
+            let mut row = group.into_active_model();
+            row.name_folded = Set(fold(&name));
+            row.name = Set(name);
+            row.update(&txn)
+                .await
+                .map_err(|e| name_conflict(e, GROUP_TAKEN))?
+        }
+    };
+    txn.commit().await?;
+    Ok(group)
+}
+
+/// Deletes a group; its memberships go with it.
+pub async fn delete_group(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> Result<i64> {
+    require_staff(viewer)?;
+    let txn = begin_write(db).await?;
+    let deleted = group::Entity::delete_by_id(id).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Err(Error::NotFound("No group with that id.".into()));
+    }
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// The parent a division of `kind` may have: SUB needs a MAIN parent, MAIN
+/// has none. Problems are reported on `parentId`.
+async fn check_parent(
+    txn: &impl sea_orm::ConnectionTrait,
+    kind: division::DivisionType,
+    parent: Option<i64>,
+) -> Result<()> {
+    match (kind, parent) {
+        (division::DivisionType::Main, None) => Ok(()),
+        (division::DivisionType::Main, Some(_)) => Err(Error::bad_input(
+            "parentId",
+            "A MAIN division has no parent.",
+        )),
+        (division::DivisionType::Sub, None) => Err(Error::bad_input(
+            "parentId",
+            "A SUB division needs a MAIN parent.",
+        )),
+        (division::DivisionType::Sub, Some(id)) => {
+            match division::Entity::find_by_id(id).one(txn).await? {
+                None => Err(Error::bad_input("parentId", "No division with that id.")),
+                Some(parent) if parent.division_type != division::DivisionType::Main => Err(
+                    Error::bad_input("parentId", "The parent must be a MAIN division."),
+                ),
+                Some(_) => Ok(()),
+            }
+        }
+    }
+}
+
+pub async fn create_division(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    name: &str,
+    kind: division::DivisionType,
+    parent: Option<i64>,
+) -> Result<division::Model> {
+    require_staff(viewer)?;
+    let name = parse_name_field(name)?;
+    let txn = begin_write(db).await?;
+    check_parent(&txn, kind, parent).await?;
+    let division = division::ActiveModel {
+        name_folded: Set(fold(&name)),
+        name: Set(name),
+        division_type: Set(kind),
+        parent_id: Set(parent),
+        is_active: Set(true),
+        created_at: Set(clock::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| name_conflict(e, DIVISION_TAKEN))?;
+    txn.commit().await?;
+    Ok(division)
+}
+
+fn division_not_found() -> Error {
+    Error::NotFound("No division with that id.".into())
+}
+
+pub async fn update_division(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+    name: Change<String>,
+    parent: Change<i64>,
+) -> Result<division::Model> {
+    require_staff(viewer)?;
+    let txn = begin_write(db).await?;
+    let division = division::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(division_not_found)?;
+    let kind = division.division_type;
+    let mut row = division.into_active_model();
+    match name {
+        Change::Keep => {}
+        Change::Clear => return Err(Error::bad_input("name", super::user_admin::NOT_NULL)),
+        Change::Set(name) => {
+            let name = parse_name_field(&name)?;
+            row.name_folded = Set(fold(&name));
+            row.name = Set(name);
+        }
+    }
+    match parent {
+        Change::Keep => {}
+        Change::Clear => {
+            check_parent(&txn, kind, None).await?;
+            row.parent_id = Set(None);
+        }
+        Change::Set(parent) => {
+            check_parent(&txn, kind, Some(parent)).await?;
+            row.parent_id = Set(Some(parent));
+        }
+    }
+    let division = row
+        .update(&txn)
+        .await
+        .map_err(|e| name_conflict(e, DIVISION_TAKEN))?;
+    txn.commit().await?;
+    Ok(division)
+}
+
+/// Activates or deactivates a division; idempotent. Its users stay as they
+/// are, but while it is inactive none of them can be activated and nobody
+/// can be given it.
+pub async fn set_division_active(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+    active: bool,
+) -> Result<division::Model> {
+    require_staff(viewer)?;
+    let txn = begin_write(db).await?;
+    let division = division::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(division_not_found)?;
+    if division.is_active == active {
+        return Ok(division);
+    }
+    let mut row = division.into_active_model();
+    row.is_active = Set(active);
+    let division = row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(division)
+}

@@ -1,0 +1,552 @@
+//! What staff do to users: create, update, activate, deactivate, delete,
+//! and group memberships. Every rule of the contract's "Authorization" and
+//! "Divisions and groups" sections is enforced here, inside transactions
+//! that hold the database's locks, so that it holds under concurrency and
+//! across processes.
+use entity::{division, group, membership, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    Statement, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{
+    password_hash, refresh_tokens,
+    users::{self, NewUser},
+};
+use crate::{
+    domain::{
+        Email, PasswordPolicy, Username, fold, parse_name, parse_phone, password::PersonalInfo,
+    },
+    error::{Error, FieldErrors, Result},
+};
+
+pub const INACTIVE_DIVISION: &str = "Deactivated divisions cannot be assigned to users.";
+pub const UNKNOWN_DIVISION: &str = "No division with that id.";
+pub const NOT_NULL: &str = "This field may not be null.";
+
+/// A change to one field: leave it, set it, or (for nullable fields) clear it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Change<T> {
+    #[default]
+    Keep,
+    Set(T),
+    Clear,
+}
+
+impl<T> Change<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Change::Keep)
+    }
+}
+
+/// `createUser`'s input.
+#[derive(Debug, Clone, Default)]
+pub struct CreateUser {
+    pub username: String,
+    pub email: String,
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_number: Option<String>,
+    pub division_id: Option<String>,
+    pub group_ids: Vec<String>,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// `updateUser`'s input.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateUser {
+    pub username: Change<String>,
+    pub email: Change<String>,
+    pub first_name: Change<String>,
+    pub last_name: Change<String>,
+    pub phone_number: Change<String>,
+    pub division_id: Change<String>,
+    pub is_staff: Change<bool>,
+    pub is_superuser: Change<bool>,
+}
+
+fn is_staff(user: &user::Model) -> bool {
+    user.is_staff || user.is_superuser
+}
+
+fn forbidden(message: &str) -> Error {
+    Error::Forbidden(message.to_owned())
+}
+
+fn not_found() -> Error {
+    Error::NotFound("No user with that id.".into())
+}
+
+/// Parses an id given inside an input; malformed is reported on `field`.
+fn input_id(value: &str, field: &str, errors: &mut FieldErrors) -> Option<i64> {
+    match value.trim().parse::<i64>() {
+        Ok(id) if id > 0 => Some(id),
+        _ => {
+            errors.add(field, "Not a valid id.");
+            None
+        }
+    }
+}
+
+/// Checks that `division_id` names an active division.
+async fn check_division(
+    db: &impl ConnectionTrait,
+    id: i64,
+    errors: &mut FieldErrors,
+) -> Result<()> {
+    match division::Entity::find_by_id(id).one(db).await? {
+        None => errors.add("divisionId", UNKNOWN_DIVISION),
+        Some(d) if !d.is_active => errors.add("divisionId", INACTIVE_DIVISION),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Begins a transaction that will write after reading. On SQLite it takes
+/// the write lock at once (a write that changes nothing), so that it waits
+/// for other writers up front instead of failing to upgrade a read later.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("UPDATE settings SET value = value WHERE key = ''")
+            .await?;
+    }
+    Ok(txn)
+}
+
+/// Locks the rows of every active superuser until the transaction ends, so
+/// that concurrent changes which could remove the last one take turns (on
+/// SQLite, [`begin_write`] has serialized them already).
+async fn lock_superusers(txn: &DatabaseTransaction) -> Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id FROM users WHERE is_superuser AND is_active FOR UPDATE",
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn active_superusers(db: &impl ConnectionTrait) -> Result<u64> {
+    Ok(user::Entity::find()
+        .filter(user::Column::IsSuperuser.eq(true))
+        .filter(user::Column::IsActive.eq(true))
+        .count(db)
+        .await?)
+}
+
+/// Refuses, at the end of a transaction, a state with no active superuser
+/// where there was one.
+async fn ensure_a_superuser_remains(
+    txn: &DatabaseTransaction,
+    target_was_active_superuser: bool,
+) -> Result<()> {
+    if target_was_active_superuser && active_superusers(txn).await? == 0 {
+        return Err(forbidden(
+            "The last active superuser cannot be deactivated, deleted or demoted.",
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the target for a staff action, enforcing "only superusers touch a
+/// superuser".
+async fn staff_target(
+    db: &impl ConnectionTrait,
+    viewer: &user::Model,
+    id: i64,
+) -> Result<user::Model> {
+    if !is_staff(viewer) {
+        return Err(forbidden("Only staff may do this."));
+    }
+    let target = user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    if target.is_superuser && !viewer.is_superuser {
+        return Err(forbidden("Only a superuser may change a superuser."));
+    }
+    Ok(target)
+}
+
+/// Group ids that exist, reporting the unknown ones under `groupIds`.
+async fn check_groups(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    errors: &mut FieldErrors,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<i64> = group::Entity::find()
+        .select_only()
+        .column(group::Column::Id)
+        .filter(group::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for id in ids {
+        if !found.contains(id) {
+            errors.add("groupIds", format!("No group with id {id}."));
+        }
+    }
+    Ok(())
+}
+
+/// `createUser`: every input checked at once; the user and its memberships
+/// are written in one transaction.
+#[tracing::instrument(skip_all, fields(viewer_id = viewer.id, username = %input.username))]
+pub async fn create(
+    db: &DatabaseConnection,
+    policy: PasswordPolicy,
+    viewer: &user::Model,
+    input: CreateUser,
+) -> Result<user::Model> {
+    if !is_staff(viewer) {
+        return Err(forbidden("Only staff may create users."));
+    }
+    if (input.is_staff || input.is_superuser) && !viewer.is_superuser {
+        return Err(forbidden(
+            "Only a superuser may create staff or superusers.",
+        ));
+    }
+    let txn = begin_write(db).await?;
+    let mut errors = FieldErrors::new();
+    let username = Username::parse(&input.username)
+        .map_err(|m| errors.extend("username", m))
+        .ok();
+    let email = Email::parse(&input.email)
+        .map_err(|m| errors.extend("email", m))
+        .ok();
+    let first_name = parse_name(input.first_name.as_deref())
+        .map_err(|m| errors.extend("firstName", m))
+        .unwrap_or_default();
+    let last_name = parse_name(input.last_name.as_deref())
+        .map_err(|m| errors.extend("lastName", m))
+        .unwrap_or_default();
+    let phone_number = match input.phone_number.as_deref() {
+        Some(phone) => parse_phone(phone)
+            .map_err(|m| errors.extend("phoneNumber", m))
+            .unwrap_or_default(),
+        None => None,
+    };
+    if let Some(password) = &input.password {
+        let info = PersonalInfo {
+            username: input.username.trim(),
+            email: input.email.trim(),
+            first_name: &first_name,
+            last_name: &last_name,
+        };
+        errors.extend("password", policy.check(password, info));
+    }
+    let division_id = match input.division_id.as_deref() {
+        Some(id) => input_id(id, "divisionId", &mut errors),
+        None => None,
+    };
+    if let Some(id) = division_id {
+        check_division(&txn, id, &mut errors).await?;
+    }
+    let mut group_ids = Vec::new();
+    for id in &input.group_ids {
+        if let Some(id) = input_id(id, "groupIds", &mut errors)
+            && !group_ids.contains(&id)
+        {
+            group_ids.push(id);
+        }
+    }
+    check_groups(&txn, &group_ids, &mut errors).await?;
+    let (Some(username), Some(email)) = (username, email) else {
+        return Err(Error::BadUserInput(errors));
+    };
+    errors.into_result()?;
+    let password_hash = match input.password {
+        Some(password) => Some(password_hash::hash(password).await?),
+        None => None,
+    };
+    let new = NewUser {
+        username,
+        email,
+        first_name,
+        last_name,
+        phone_number,
+        password_hash,
+        is_active: input.is_active,
+        is_staff: input.is_staff,
+        is_superuser: input.is_superuser,
+        division_id,
+    };
+    let user = users::create(&txn, new).await?;
+    if !group_ids.is_empty() {
+        let rows = group_ids.iter().map(|&group_id| membership::ActiveModel {
+            user_id: Set(user.id),
+            group_id: Set(group_id),
+        });
+        membership::Entity::insert_many(rows).exec(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// `updateUser`: absent fields stay, explicit null clears a nullable one.
+#[tracing::instrument(skip_all, fields(viewer_id = viewer.id, user_id = id))]
+pub async fn update(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+    input: UpdateUser,
+) -> Result<user::Model> {
+    let own = viewer.id == id;
+    let privileged =
+        !input.division_id.is_keep() || !input.is_staff.is_keep() || !input.is_superuser.is_keep();
+    if !is_staff(viewer) {
+        if !own {
+            return Err(forbidden("You may update only your own account."));
+        }
+        if privileged {
+            return Err(forbidden(
+                "You may change only your username, email, names and phone number.",
+            ));
+        }
+    }
+    if (!input.is_staff.is_keep() || !input.is_superuser.is_keep()) && !viewer.is_superuser {
+        return Err(forbidden(
+            "Only a superuser may change isStaff or isSuperuser.",
+        ));
+    }
+    let txn = begin_write(db).await?;
+    lock_superusers(&txn).await?;
+    let target = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(not_found)?;
+    if target.is_superuser && !viewer.is_superuser {
+        return Err(forbidden("Only a superuser may change a superuser."));
+    }
+    let mut errors = FieldErrors::new();
+    let mut row = target.clone().into_active_model();
+    let required =
+        |change: &Change<String>, field: &str, errors: &mut FieldErrors| -> Option<String> {
+            match change {
+                Change::Keep => None,
+                Change::Clear => {
+                    errors.add(field, NOT_NULL);
+                    None
+                }
+                Change::Set(value) => Some(value.clone()),
+            }
+        };
+    let username = required(&input.username, "username", &mut errors).and_then(|v| {
+        Username::parse(&v)
+            .map_err(|m| errors.extend("username", m))
+            .ok()
+    });
+    let email = required(&input.email, "email", &mut errors)
+        .and_then(|v| Email::parse(&v).map_err(|m| errors.extend("email", m)).ok());
+    for (change, field, raw, folded) in [
+        (
+            &input.first_name,
+            "firstName",
+            &mut row.first_name,
+            &mut row.first_name_folded,
+        ),
+        (
+            &input.last_name,
+            "lastName",
+            &mut row.last_name,
+            &mut row.last_name_folded,
+        ),
+    ] {
+        if let Some(value) = required(change, field, &mut errors) {
+            match parse_name(Some(&value)) {
+                Ok(name) => {
+                    *folded = Set(fold(&name));
+                    *raw = Set(name);
+                }
+                Err(messages) => errors.extend(field, messages),
+            }
+        }
+    }
+    match &input.phone_number {
+        Change::Keep => {}
+        Change::Clear => row.phone_number = Set(None),
+        Change::Set(phone) => match parse_phone(phone) {
+            Ok(phone) => row.phone_number = Set(phone),
+            Err(messages) => errors.extend("phoneNumber", messages),
+        },
+    }
+    match &input.division_id {
+        Change::Keep => {}
+        Change::Clear => row.division_id = Set(None),
+        Change::Set(value) => {
+            if let Some(division) = input_id(value, "divisionId", &mut errors) {
+                // Keeping the division it already has is no assignment.
+                if target.division_id != Some(division) {
+                    check_division(&txn, division, &mut errors).await?;
+                }
+                row.division_id = Set(Some(division));
+            }
+        }
+    }
+    for (change, field, column) in [
+        (&input.is_staff, "isStaff", &mut row.is_staff),
+        (&input.is_superuser, "isSuperuser", &mut row.is_superuser),
+    ] {
+        match change {
+            Change::Keep => {}
+            Change::Clear => errors.add(field, NOT_NULL),
+            Change::Set(value) => *column = Set(*value),
+        }
+    }
+    errors.into_result()?;
+    let taken = users::taken_fields(&txn, username.as_ref(), email.as_ref(), Some(id)).await?;
+    if !taken.is_empty() {
+        return Err(Error::Conflict(taken));
+    }
+    if let Some(username) = username {
+        row.username_folded = Set(username.folded());
+        row.username = Set(username.as_str().to_owned());
+    }
+    if let Some(email) = email {
+        row.email_folded = Set(email.folded());
+        row.email = Set(email.as_str().to_owned());
+    }
+    let updated = row.update(&txn).await.map_err(users::conflict_from)?;
+    let demoted = target.is_superuser && target.is_active && !updated.is_superuser;
+    ensure_a_superuser_remains(&txn, demoted).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// `activateUser`: idempotent; refused while the user's division is inactive.
+pub async fn activate(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+) -> Result<user::Model> {
+    let txn = begin_write(db).await?;
+    let target = staff_target(&txn, viewer, id).await?;
+    if let Some(division_id) = target.division_id {
+        let active = division::Entity::find_by_id(division_id)
+            .one(&txn)
+            .await?
+            .is_some_and(|d| d.is_active);
+        if !active {
+            return Err(Error::DivisionInactive);
+        }
+    }
+    if target.is_active {
+        return Ok(target);
+    }
+    let mut row = target.into_active_model();
+    row.is_active = Set(true);
+    let user = row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// `deactivateUser`: idempotent; never oneself, never the last active
+/// superuser; every token of the user stops working at once.
+pub async fn deactivate(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    id: i64,
+) -> Result<user::Model> {
+    if viewer.id == id {
+        return Err(forbidden("You cannot deactivate yourself."));
+    }
+    let txn = begin_write(db).await?;
+    lock_superusers(&txn).await?;
+    let target = staff_target(&txn, viewer, id).await?;
+    if !target.is_active {
+        return Ok(target);
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::IsActive, Expr::value(false))
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    ensure_a_superuser_remains(&txn, target.is_superuser).await?;
+    refresh_tokens::revoke_all_of_user(&txn, id).await?;
+    let user = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(not_found)?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// `deleteUser`: never oneself, never the last active superuser; the
+/// user's memberships and tokens go with it.
+pub async fn delete(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> Result<i64> {
+    if viewer.id == id {
+        return Err(forbidden("You cannot delete yourself."));
+    }
+    let txn = begin_write(db).await?;
+    lock_superusers(&txn).await?;
+    let target = staff_target(&txn, viewer, id).await?;
+    user::Entity::delete_by_id(id).exec(&txn).await?;
+    ensure_a_superuser_remains(&txn, target.is_superuser && target.is_active).await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+async fn membership_parties(
+    db: &impl ConnectionTrait,
+    viewer: &user::Model,
+    user_id: i64,
+    group_id: i64,
+) -> Result<user::Model> {
+    let target = staff_target(db, viewer, user_id).await?;
+    if group::Entity::find_by_id(group_id).one(db).await?.is_none() {
+        return Err(Error::NotFound("No group with that id.".into()));
+    }
+    Ok(target)
+}
+
+/// `assignUserToGroup`: idempotent.
+pub async fn assign_to_group(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    user_id: i64,
+    group_id: i64,
+) -> Result<user::Model> {
+    let txn = begin_write(db).await?;
+    let target = membership_parties(&txn, viewer, user_id, group_id).await?;
+    membership::Entity::insert(membership::ActiveModel {
+        user_id: Set(user_id),
+        group_id: Set(group_id),
+    })
+    .on_conflict_do_nothing_on([membership::Column::UserId, membership::Column::GroupId])
+    .exec(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(target)
+}
+
+/// `removeUserFromGroup`: idempotent.
+pub async fn remove_from_group(
+    db: &DatabaseConnection,
+    viewer: &user::Model,
+    user_id: i64,
+    group_id: i64,
+) -> Result<user::Model> {
+    let txn = begin_write(db).await?;
+    let target = membership_parties(&txn, viewer, user_id, group_id).await?;
+    membership::Entity::delete_many()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::GroupId.eq(group_id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(target)
+}
