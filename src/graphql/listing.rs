@@ -2,7 +2,7 @@
 //! page, for users, groups and divisions.
 use async_graphql::Context;
 use entity::{division, group, user};
-use sea_orm::{Condition, EntityTrait, QueryFilter, sea_query::IntoIden};
+use sea_orm::{Condition, EntityTrait, QueryFilter, Select, sea_query::IntoIden};
 
 use super::{
     app_state,
@@ -14,7 +14,7 @@ use super::{
         GroupOrderField, SortDirection, UserFilter, UserOrder, UserOrderField,
     },
     loaders::{UserWants, loaders},
-    pagination::{self, KeyKind, KeyValue, PageArgs, SortKey},
+    pagination::{self, KeyKind, KeyValue, Page, PageArgs, SortKey},
     types::{Division, Group, User},
 };
 use crate::error::Error;
@@ -115,8 +115,44 @@ fn user_key_values(keys: &[SortKey], u: &user::Model) -> Vec<KeyValue> {
         .collect()
 }
 
-fn total_count_selected(ctx: &Context<'_>) -> bool {
-    ctx.look_ahead().field("totalCount").exists()
+/// The count (when selected) and one page of `select`: the part every list
+/// shares once its filter and ordering are known.
+async fn page_of<E>(
+    ctx: &Context<'_>,
+    select: Select<E>,
+    keys: &[SortKey],
+    page: &PageArgs,
+    key_values: impl Fn(&E::Model) -> Vec<KeyValue>,
+) -> Result<(Page<E::Model>, Option<i64>), Error>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let state = app_state(ctx)?;
+    let total = if ctx.look_ahead().field("totalCount").exists() {
+        Some(pagination::count(&state.db, select.clone()).await?)
+    } else {
+        None
+    };
+    let page = pagination::fetch_page(
+        &state.db,
+        select,
+        keys,
+        page,
+        state.config.max_page_size,
+        key_values,
+    )
+    .await?;
+    Ok((page, total))
+}
+
+fn require_viewer(ctx: &Context<'_>) -> Result<(), Error> {
+    match viewer(ctx).user() {
+        Some(_) => Ok(()),
+        None => Err(Error::Unauthenticated(
+            super::guards::AUTHENTICATION_REQUIRED,
+        )),
+    }
 }
 
 /// What the selection under `nodes` or `edges.node` asks of each user.
@@ -147,12 +183,8 @@ pub async fn list_users(
     scope: Condition,
     args: UserListArgs,
 ) -> Result<UserConnection, Error> {
+    require_viewer(ctx)?;
     let viewer = viewer(ctx);
-    if viewer.user().is_none() {
-        return Err(Error::Unauthenticated(
-            super::guards::AUTHENTICATION_REQUIRED,
-        ));
-    }
     let staff = viewer.is_staff();
     let order = args.order_by.unwrap_or_default();
     let guarded_order = order
@@ -176,29 +208,18 @@ pub async fn list_users(
     if let Some(term) = &args.search {
         condition = condition.add(filters::user_search(term, staff));
     }
-    let state = app_state(ctx)?;
     let select = user::Entity::find().filter(condition);
     let keys = user_keys(&order);
-    let total = if total_count_selected(ctx) {
-        Some(pagination::count(&state.db, select.clone()).await?)
-    } else {
-        None
-    };
-    let page = pagination::fetch_page(
-        &state.db,
-        select,
-        &keys,
-        &args.page,
-        state.config.max_page_size,
-        |u| user_key_values(&keys, u),
-    )
+    let (page, total) = page_of(ctx, select, &keys, &args.page, |u| {
+        user_key_values(&keys, u)
+    })
     .await?;
     let users: Vec<user::Model> = page.rows.iter().map(|(_, u)| u.clone()).collect();
-    loaders(ctx)
-        .map_err(|_| Error::internal(anyhow::anyhow!("no loaders in the request")))?
-        .prime_for_users(&users, user_wants(ctx))
-        .await
-        .map_err(|e| Error::internal(anyhow::anyhow!("{}", e.message)))?;
+    // Priming only batches what the fields would load anyway: should it
+    // fail, each field loads (and reports any error, with its code) itself.
+    if let Ok(loaders) = loaders(ctx) {
+        let _ = loaders.prime_for_users(&users, user_wants(ctx)).await;
+    }
     Ok(UserConnection::new(page, User::from, total))
 }
 
@@ -225,43 +246,21 @@ pub async fn list_groups(
     order_by: Option<Vec<GroupOrder>>,
     page: PageArgs,
 ) -> Result<GroupConnection, Error> {
-    if viewer(ctx).user().is_none() {
-        return Err(Error::Unauthenticated(
-            super::guards::AUTHENTICATION_REQUIRED,
-        ));
-    }
+    require_viewer(ctx)?;
     let condition = match &filter {
         Some(filter) => filters::group_condition(filter)?,
         None => Condition::all(),
     };
-    let state = app_state(ctx)?;
-    let select = group::Entity::find().filter(condition);
     let keys = group_keys(&order_by.unwrap_or_default());
-    let total = if total_count_selected(ctx) {
-        Some(pagination::count(&state.db, select.clone()).await?)
-    } else {
-        None
-    };
     let key_values = |g: &group::Model| {
-        keys.iter()
-            .map(|k| {
-                if k.name == "NAME" {
-                    KeyValue::Text(g.name_folded.clone())
-                } else {
-                    KeyValue::Int(g.id)
-                }
-            })
-            .collect()
+        let value = |k: &SortKey| match k.name {
+            "NAME" => KeyValue::Text(g.name_folded.clone()),
+            _ => KeyValue::Int(g.id),
+        };
+        keys.iter().map(value).collect()
     };
-    let page = pagination::fetch_page(
-        &state.db,
-        select,
-        &keys,
-        &page,
-        state.config.max_page_size,
-        key_values,
-    )
-    .await?;
+    let select = group::Entity::find().filter(condition);
+    let (page, total) = page_of(ctx, select, &keys, &page, key_values).await?;
     Ok(GroupConnection::new(page, Group, total))
 }
 
@@ -292,41 +291,22 @@ pub async fn list_divisions(
     order_by: Option<Vec<DivisionOrder>>,
     page: PageArgs,
 ) -> Result<DivisionConnection, Error> {
-    if viewer(ctx).user().is_none() {
-        return Err(Error::Unauthenticated(
-            super::guards::AUTHENTICATION_REQUIRED,
-        ));
-    }
+    require_viewer(ctx)?;
     let condition = match &filter {
         Some(filter) => filters::division_condition(filter)?,
         None => Condition::all(),
     };
-    let state = app_state(ctx)?;
-    let select = division::Entity::find().filter(condition);
     let keys = division_keys(&order_by.unwrap_or_default());
-    let total = if total_count_selected(ctx) {
-        Some(pagination::count(&state.db, select.clone()).await?)
-    } else {
-        None
-    };
     let key_values = |d: &division::Model| {
-        keys.iter()
-            .map(|k| match k.name {
-                "NAME" => KeyValue::Text(d.name_folded.clone()),
-                "CREATED_AT" => KeyValue::Time(d.created_at),
-                _ => KeyValue::Int(d.id),
-            })
-            .collect()
+        let value = |k: &SortKey| match k.name {
+            "NAME" => KeyValue::Text(d.name_folded.clone()),
+            "CREATED_AT" => KeyValue::Time(d.created_at),
+            _ => KeyValue::Int(d.id),
+        };
+        keys.iter().map(value).collect()
     };
-    let page = pagination::fetch_page(
-        &state.db,
-        select,
-        &keys,
-        &page,
-        state.config.max_page_size,
-        key_values,
-    )
-    .await?;
+    let select = division::Entity::find().filter(condition);
+    let (page, total) = page_of(ctx, select, &keys, &page, key_values).await?;
     Ok(DivisionConnection::new(
         page,
         |d| Division(std::sync::Arc::new(d)),
