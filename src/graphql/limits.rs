@@ -16,6 +16,10 @@ use async_graphql::{
 
 /// Page size of a connection selected with no page argument.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// Most fields (aliases included) at the root of one operation.
+pub const MAX_ROOT_FIELDS: usize = 64;
+/// Most aliased fields in one document.
+pub const MAX_ALIASES: usize = 128;
 
 pub struct QueryLimits {
     pub max_depth: usize,
@@ -36,6 +40,9 @@ struct Measure<'a> {
     variables: &'a Variables,
     max_depth: usize,
     too_deep: bool,
+    /// Fields at depth 1, and aliased fields anywhere, as expanded.
+    root_fields: usize,
+    aliases: usize,
 }
 
 impl Measure<'_> {
@@ -50,7 +57,11 @@ impl Measure<'_> {
         let mut total: u64 = 0;
         for item in &set.items {
             let cost = match &item.node {
-                Selection::Field(field) => self.field_cost(&field.node, depth),
+                Selection::Field(field) => {
+                    self.root_fields += usize::from(depth == 1);
+                    self.aliases += usize::from(field.node.alias.is_some());
+                    self.field_cost(&field.node, depth)
+                }
                 Selection::InlineFragment(fragment) => {
                     self.cost(&fragment.node.selection_set.node, depth)
                 }
@@ -125,12 +136,24 @@ impl Extension for QueryLimits {
                 variables,
                 max_depth: self.max_depth,
                 too_deep: false,
+                root_fields: 0,
+                aliases: 0,
             };
             let complexity = measure.cost(&operation.node.selection_set.node, 1);
             if measure.too_deep {
                 return Err(too_complex(format!(
                     "The query is deeper than the limit of {} (ROSTER_MAX_DEPTH).",
                     self.max_depth
+                )));
+            }
+            if measure.root_fields > MAX_ROOT_FIELDS {
+                return Err(too_complex(format!(
+                    "An operation may select at most {MAX_ROOT_FIELDS} root fields."
+                )));
+            }
+            if measure.aliases > MAX_ALIASES {
+                return Err(too_complex(format!(
+                    "A document may hold at most {MAX_ALIASES} aliases."
                 )));
             }
             if complexity > self.max_complexity as u64 {

@@ -9,7 +9,7 @@ use sea_orm::{
 use super::{
     login_limit::{self, LoginLimit},
     password_hash::{self, Verified},
-    refresh_tokens,
+    refresh_tokens::{self, Rotation},
     users::{self, NewUser},
 };
 use crate::{
@@ -161,16 +161,40 @@ fn session(state: &AppState, user: user::Model, refresh_token: String) -> Result
     })
 }
 
-/// Exchanges a refresh token for a new pair.
-pub async fn refresh(state: &AppState, token: &str) -> Result<Session> {
+/// The identifier under which failed refreshes of a client are counted. No
+/// valid username or email holds a space; a login typed to match would only
+/// share this client's own counter.
+const REFRESH_GUESSES: &str = "refresh token guesses";
+
+/// Exchanges a refresh token for a new pair. Unknown tokens count against
+/// the client like failed logins, so refresh tokens cannot be guessed at
+/// speed either.
+pub async fn refresh(state: &AppState, token: &str, client: &str) -> Result<Session> {
     let config = &state.config;
-    let rotated = refresh_tokens::rotate(
+    let limit = LoginLimit {
+        max_failures: config.login_max_failures,
+        window: config.login_window,
+    };
+    let attempt = login_limit::begin(&state.db, limit, REFRESH_GUESSES, client).await?;
+    let rotation = refresh_tokens::rotate(
         &state.db,
         token,
         config.refresh_token_ttl,
         config.refresh_reuse_grace,
     )
     .await?;
+    let rotated = match rotation {
+        Rotation::Done(rotated) => rotated,
+        Rotation::Unknown => {
+            attempt.failed();
+            return Err(Error::Unauthenticated(refresh_tokens::INVALID));
+        }
+        Rotation::Refused => {
+            attempt.discard(&state.db).await?;
+            return Err(Error::Unauthenticated(refresh_tokens::INVALID));
+        }
+    };
+    attempt.discard(&state.db).await?;
     match user::Entity::find_by_id(rotated.user_id)
         .one(&state.db)
         .await?

@@ -32,6 +32,7 @@ pub struct LoginLimit {
 /// A recorded attempt, to be kept as a failure or cleared on success.
 #[derive(Debug)]
 pub struct Attempt {
+    id: i64,
     identifier_folded: String,
     client: String,
 }
@@ -95,6 +96,7 @@ pub async fn begin(
     }
     txn.commit().await?;
     Ok(Attempt {
+        id: attempt.id,
         identifier_folded: identifier_folded.to_owned(),
         client: client.to_owned(),
     })
@@ -103,6 +105,14 @@ pub async fn begin(
 impl Attempt {
     /// The attempt failed: it stays recorded and counts against the limit.
     pub fn failed(self) {}
+
+    /// The attempt was no failure: it is forgotten, earlier failures stay.
+    pub async fn discard(self, db: &impl ConnectionTrait) -> Result<()> {
+        login_failure::Entity::delete_by_id(self.id)
+            .exec(db)
+            .await?;
+        Ok(())
+    }
 
     /// The attempt succeeded: earlier failures of this identifier and client
     /// are forgotten.

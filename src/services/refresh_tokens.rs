@@ -13,10 +13,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{
-    clock,
-    error::{Error, Result},
-};
+use crate::{clock, error::Result};
 
 pub const INVALID: &str = "The refresh token is invalid, expired or revoked.";
 
@@ -69,6 +66,15 @@ pub struct Rotated {
     pub token: String,
 }
 
+/// The outcome of presenting a refresh token.
+pub enum Rotation {
+    Done(Rotated),
+    /// No such token was ever issued: a guess, or garbage.
+    Unknown,
+    /// A real token that is expired, revoked or already used.
+    Refused,
+}
+
 /// Exchanges `token` for the next one of its family. Only one of several
 /// concurrent rotations of the same token wins: the retirement is a
 /// conditional update.
@@ -77,18 +83,17 @@ pub async fn rotate(
     token: &str,
     ttl: Duration,
     reuse_grace: Duration,
-) -> Result<Rotated> {
-    let refused = || Error::Unauthenticated(INVALID);
+) -> Result<Rotation> {
     let now = clock::now();
     let Some(row) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(digest(token)))
         .one(db)
         .await?
     else {
-        return Err(refused());
+        return Ok(Rotation::Unknown);
     };
     if row.revoked_at.is_some() || row.expires_at <= now {
-        return Err(refused());
+        return Ok(Rotation::Refused);
     }
     if let Some(retired_at) = row.retired_at {
         let grace = TimeDelta::from_std(reuse_grace).unwrap_or(TimeDelta::MAX);
@@ -96,7 +101,7 @@ pub async fn rotate(
             tracing::warn!(user_id = row.user_id, family = %row.family, "refresh token reused: revoking its family");
             revoke_family(db, &row.family).await?;
         }
-        return Err(refused());
+        return Ok(Rotation::Refused);
     }
     let retired = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RetiredAt, Expr::value(now))
@@ -107,13 +112,13 @@ pub async fn rotate(
         .await?;
     if retired.rows_affected != 1 {
         // Another request rotated it a moment ago: refused, within the grace.
-        return Err(refused());
+        return Ok(Rotation::Refused);
     }
     let next = issue(db, row.user_id, Some(row.family), ttl).await?;
-    Ok(Rotated {
+    Ok(Rotation::Done(Rotated {
         user_id: row.user_id,
         token: next,
-    })
+    }))
 }
 
 /// Revokes every token of `family`.

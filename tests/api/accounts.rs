@@ -880,3 +880,70 @@ async fn outdated_hashes_are_upgraded_on_login() {
         "{upgraded}"
     );
 }
+
+#[tokio::test]
+async fn fifty_aliased_logins_in_one_document_all_count() {
+    let app = spawn_app().await;
+    app.create_user("alice", false, false).await;
+    let aliases: String = (0..50)
+        .map(|i| format!("a{i}: login(input: {{username: \"alice\", password: \"guess{i}\"}}) {{ tokenType }} "))
+        .collect();
+    let reply = app
+        .gql(&format!("mutation {{ {aliases} }}"), Value::Null)
+        .await;
+    let codes = reply.codes();
+    assert_eq!(codes.len(), 50);
+    assert_eq!(
+        codes.iter().filter(|c| *c == "UNAUTHENTICATED").count(),
+        5,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "RATE_LIMITED").count(),
+        45,
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn refresh_token_guessing_is_rate_limited() {
+    let app = spawn_app_with(|c| c.login_max_failures = 3).await;
+    app.create_user("alice", false, false).await;
+    let (_, genuine) = tokens(&app).await;
+    for i in 0..3 {
+        assert_eq!(
+            refresh(&app, &format!("guess-{i}")).await.codes(),
+            vec!["UNAUTHENTICATED"]
+        );
+    }
+    let reply = refresh(&app, "guess-4").await;
+    assert_eq!(reply.codes(), vec!["RATE_LIMITED"]);
+    assert!(
+        reply.body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // Refused with the limit reached, and the genuine token is not consumed by it.
+    assert_eq!(refresh(&app, &genuine).await.codes(), vec!["RATE_LIMITED"]);
+    let stored = entity::refresh_token::Entity::find()
+        .all(app.db())
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|t| t.retired_at.is_none()));
+}
+
+#[tokio::test]
+async fn legitimate_refreshes_do_not_count_against_the_limit() {
+    let app = spawn_app_with(|c| c.login_max_failures = 2).await;
+    app.create_user("alice", false, false).await;
+    let (_, mut token) = tokens(&app).await;
+    for _ in 0..5 {
+        let reply = refresh(&app, &token).await;
+        assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+        token = reply.body["data"]["refreshToken"]["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+}

@@ -439,3 +439,23 @@ async fn queries_above_the_complexity_limit_are_refused_and_typename_is_free() {
         json!("The query's complexity 4 is above the limit of 3 (ROSTER_MAX_COMPLEXITY).")
     );
 }
+
+#[tokio::test]
+async fn too_many_root_fields_or_aliases_are_refused() {
+    let app = spawn_app().await;
+    let fields: String = (0..65).map(|i| format!("f{i}: __typename ")).collect();
+    let reply = app.gql(&format!("{{ {fields} }}"), Value::Null).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+    assert_eq!(
+        reply.body["errors"][0]["message"],
+        json!("An operation may select at most 64 root fields.")
+    );
+    let nested: String = (0..129).map(|i| format!("f{i}: id ")).collect();
+    let reply = app
+        .gql(&format!("{{ me {{ {nested} }} }}"), Value::Null)
+        .await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+    let fields: String = (0..64).map(|i| format!("f{i}: __typename ")).collect();
+    let reply = app.gql(&format!("{{ {fields} }}"), Value::Null).await;
+    assert_eq!(reply.body["data"]["f63"], json!("Query"));
+}

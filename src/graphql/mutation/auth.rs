@@ -57,6 +57,12 @@ impl From<Session> for AuthPayload {
     }
 }
 
+/// The client's address, for the attempt limits.
+fn client<'a>(ctx: &Context<'a>) -> &'a str {
+    ctx.data_opt::<ClientAddr>()
+        .map_or("unknown", |c| c.0.as_str())
+}
+
 #[derive(Default)]
 pub struct AuthMutation;
 
@@ -88,11 +94,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
-        let client = ctx
-            .data_opt::<ClientAddr>()
-            .map(|c| c.0.as_str())
-            .unwrap_or("unknown");
-        let session = accounts::login(state(ctx)?, &input.username, input.password, client)
+        let session = accounts::login(state(ctx)?, &input.username, input.password, client(ctx))
             .await
             .extend()?;
         Ok(session.into())
@@ -104,10 +106,10 @@ impl AuthMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
-        Ok(accounts::refresh(state(ctx)?, &refresh_token)
+        let session = accounts::refresh(state(ctx)?, &refresh_token, client(ctx))
             .await
-            .extend()?
-            .into())
+            .extend()?;
+        Ok(session.into())
     }
 
     /// Revokes the refresh token given. Always true, so it is safe to repeat.
