@@ -8,5 +8,6 @@ mod cli;
 mod data_model;
 mod helpers;
 mod listing;
+mod processes;
 mod schema;
 mod transport;
