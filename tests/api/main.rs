@@ -6,6 +6,7 @@ mod admin;
 mod browser;
 mod cli;
 mod data_model;
+mod faults;
 mod helpers;
 mod listing;
 mod processes;

@@ -1,0 +1,143 @@
+//! Database faults, injected by a TCP proxy between roster and PostgreSQL
+//! that the test controls: requests fail fast with SERVICE_UNAVAILABLE,
+//! /readyz turns 503, and roster recovers by itself when the database is back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+
+use crate::helpers::{fresh_database, spawn_app_on};
+
+/// Forwards connections to `upstream` until cut.
+struct Proxy {
+    address: String,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (flag, tasks) = (cut.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if flag.load(Ordering::SeqCst) {
+                    drop(client); // refused: closed at once
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(link);
+            }
+        });
+        Proxy {
+            address,
+            cut,
+            links,
+        }
+    }
+
+    /// Resets every open connection and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_database_fails_fast_and_roster_recovers_by_itself() {
+    if std::env::var("ROSTER_TEST_DATABASE_URL").is_err() {
+        eprintln!(
+            "skipped: the proxy stands in front of PostgreSQL (set ROSTER_TEST_DATABASE_URL)"
+        );
+        return;
+    }
+    let (direct_url, _) = fresh_database().await;
+    // postgres://user@HOST:PORT/db?options=... → the same through the proxy.
+    let after_at = direct_url.split('@').nth(1).unwrap();
+    let host_port = after_at.split('/').next().unwrap().to_owned();
+    let proxy = Proxy::start(host_port.clone()).await;
+    let proxied_url = direct_url.replacen(&host_port, &proxy.address, 1);
+    let app = spawn_app_on(proxied_url, None, |_| {}).await;
+    let alice = app.create_user("alice", false, false).await;
+    let token = app.token_for(&alice);
+    let me = || app.gql_as(Some(&token), "{ me { username } }", Value::Null);
+    let ready = || async {
+        app.client
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        me().await.body,
+        json!({ "data": { "me": { "username": "alice" } } })
+    );
+    assert_eq!(ready().await, 200);
+
+    proxy.cut();
+    let started = Instant::now();
+    let reply = me().await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.codes(), vec!["SERVICE_UNAVAILABLE"], "{}", reply.body);
+    assert!(
+        !reply.body.to_string().contains("Connection"),
+        "no internals: {}",
+        reply.body
+    );
+    assert!(waited < Duration::from_secs(7), "failed fast: {waited:?}");
+    eprintln!("database cut: SERVICE_UNAVAILABLE after {waited:?}");
+    assert_eq!(ready().await, 503);
+    // A mutation fails the same way and changes nothing.
+    let reply = app.gql("mutation { register(input: {username: \"bob\", email: \"bob@example.com\", password: \"Vq7#pL2m!xZ-roster\"}) { id } }", Value::Null).await;
+    assert_eq!(reply.codes(), vec!["SERVICE_UNAVAILABLE"], "{}", reply.body);
+
+    proxy.restore();
+    let started = Instant::now();
+    loop {
+        let reply = me().await;
+        if reply.codes().is_empty() {
+            assert_eq!(
+                reply.body,
+                json!({ "data": { "me": { "username": "alice" } } })
+            );
+            eprintln!("database back: recovered after {:?}", started.elapsed());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "roster did not recover: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(ready().await, 200);
+}
