@@ -9,6 +9,7 @@ mod data_model;
 mod faults;
 mod helpers;
 mod listing;
+mod load;
 mod processes;
 mod schema;
 mod transport;

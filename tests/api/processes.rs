@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, Reply, fresh_database};
 
 /// A running `roster serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     client: reqwest::Client,
 }
 
@@ -39,7 +39,7 @@ fn roster_command(database_url: &str) -> Command {
 }
 
 /// Starts a server on an ephemeral port and waits until it listens.
-fn start(database_url: &str) -> Server {
+pub(crate) fn start(database_url: &str) -> Server {
     let mut child = roster_command(database_url)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
