@@ -251,3 +251,171 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
         .await;
     assert!(refused.is_err());
 }
+
+/// Registrations and updates run against a process that is killed with
+/// SIGKILL mid-load; after a restart on the same database every write that
+/// was acknowledged is there, and the database is intact.
+#[tokio::test]
+async fn writes_acknowledged_before_a_sigkill_survive_it() {
+    let (database_url, _dir) = fresh_database().await;
+    let url = database_url.clone();
+    let first = tokio::task::spawn_blocking(move || start(&url))
+        .await
+        .unwrap();
+
+    // Updaters: users registered up front, each renaming itself in a loop.
+    let mut updaters = Vec::new();
+    for i in 0..3 {
+        let name = format!("updater{i}");
+        let register = format!(
+            "mutation {{ register(input: {{username: \"{name}\", email: \"{name}@example.com\", password: \"{PASSWORD}\"}}) {{ id }} }}"
+        );
+        let id = first.gql(None, &register, Value::Null).await.body["data"]["register"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let login = first.login(&name, PASSWORD).await;
+        let token = login.body["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        updaters.push((id, token));
+    }
+    let (client, endpoint) = (first.client.clone(), format!("{}/graphql", first.url));
+    let post = move |token: Option<String>, query: String| {
+        let (client, endpoint) = (client.clone(), endpoint.clone());
+        async move {
+            let mut request = client.post(endpoint).json(&json!({ "query": query }));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(response) => response.json::<Value>().await.ok(),
+                Err(_) => None,
+            }
+        }
+    };
+    let mut tasks = Vec::new();
+    for worker in 0..3 {
+        let post = post.clone();
+        // Registrations: the acknowledged usernames.
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                let name = format!("w{worker}n{n}");
+                let query = format!("mutation {{ register(input: {{username: \"{name}\", email: \"{name}@example.com\", password: \"{PASSWORD}\"}}) {{ id }} }}");
+                match post(None, query).await {
+                    Some(body) if body["data"]["register"]["id"].is_string() => acknowledged.push((name, 0)),
+                    _ => return acknowledged,
+                }
+            }
+            acknowledged
+        }));
+    }
+    for (id, token) in updaters.clone() {
+        let post = post.clone();
+        // Updates: the last acknowledged first name (n), n + 1 may be in flight.
+        tasks.push(tokio::spawn(async move {
+            let mut last = (id.clone(), 0);
+            for n in 1.. {
+                let query = format!("mutation {{ updateUser(id: \"{id}\", input: {{firstName: \"v{n}\"}}) {{ firstName }} }}");
+                match post(Some(token.clone()), query).await {
+                    Some(body) if body["data"]["updateUser"]["firstName"] == json!(format!("v{n}")) => last = (id.clone(), n),
+                    _ => return vec![last],
+                }
+            }
+            vec![last]
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = Command::new("kill")
+        .args(["-KILL", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.push(task.await.unwrap());
+    }
+    drop(first);
+
+    let url = database_url.clone();
+    let second = tokio::task::spawn_blocking(move || start(&url))
+        .await
+        .unwrap();
+    let root_token = {
+        // A staff view of everyone: a superuser made offline, logged in on the new process.
+        let status = roster_command(&database_url)
+            .args([
+                "create-superuser",
+                "--username",
+                "auditor",
+                "--email",
+                "auditor@example.com",
+            ])
+            .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        second.login("auditor", PASSWORD).await.body["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (registrations, updates) = acknowledged.split_at(3);
+    let registered: Vec<&String> = registrations
+        .iter()
+        .flatten()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(registered.len() >= 3, "the load ran: {registered:?}");
+    for name in &registered {
+        let query =
+            format!("{{ users(filter: {{username: {{exact: \"{name}\"}}}}) {{ totalCount }} }}");
+        let reply = second.gql(Some(&root_token), &query, Value::Null).await;
+        assert_eq!(
+            reply.body["data"]["users"]["totalCount"],
+            json!(1),
+            "{name} was acknowledged"
+        );
+    }
+    assert!(
+        updates.iter().flatten().all(|(_, n)| *n > 0),
+        "the updates ran: {updates:?}"
+    );
+    for (id, n) in updates.iter().flatten() {
+        let reply = second
+            .gql(
+                Some(&root_token),
+                &format!("{{ user(id: \"{id}\") {{ firstName }} }}"),
+                Value::Null,
+            )
+            .await;
+        let stored = reply.body["data"]["user"]["firstName"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            stored == format!("v{n}") || stored == format!("v{}", n + 1),
+            "user {id}: acknowledged v{n}, stored {stored}"
+        );
+    }
+    eprintln!(
+        "after SIGKILL: {} acknowledged registrations and {} updaters all intact",
+        registered.len(),
+        updates.len()
+    );
+    if database_url.starts_with("sqlite:") {
+        let db = roster::startup::connect(&database_url).await.unwrap();
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &db,
+            sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA integrity_check"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "ok");
+    }
+}
