@@ -11,5 +11,6 @@ mod helpers;
 mod listing;
 mod load;
 mod processes;
+mod properties;
 mod schema;
 mod transport;
