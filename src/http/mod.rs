@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use axum::{
     Router,
+    extract::{Request, State},
     http::{HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
@@ -45,14 +47,36 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(middleware::from_fn_with_state(
             config.request_timeout,
+            deadline,
         ));
     if let Some(cors) = cors_layer(&config.cors_origins) {
         router = router.layer(cors);
     }
     router.layer(TraceLayer::new_for_http())
+}
+
+/// Ends a request that outlives its deadline with 503 and a
+/// `SERVICE_UNAVAILABLE` error. Dropping the request's future drops any
+/// transaction it held, which rolls back, so nothing is left open.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request deadline passed");
+            let body = serde_json::json!({ "errors": [{
+                "message": "The request took longer than the server allows; try again.",
+                "extensions": { "code": "SERVICE_UNAVAILABLE" }
+            }] });
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

@@ -141,3 +141,70 @@ async fn a_lost_database_fails_fast_and_roster_recovers_by_itself() {
     }
     assert_eq!(ready().await, 200);
 }
+
+/// Another connection holds the database's write lock; a write through
+/// roster waits, the request deadline ends it with 503, and once the lock is
+/// gone writes go through: the timed-out request left no transaction open.
+#[tokio::test]
+async fn the_request_deadline_ends_a_stuck_write_and_leaves_nothing_open() {
+    let app = crate::helpers::spawn_app_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    let alice = app.create_user("alice", true, false).await;
+    let token = app.token_for(&alice);
+    let locker = roster::startup::connect(&app.database_url).await.unwrap();
+    let lock = sea_orm::TransactionTrait::begin(&locker).await.unwrap();
+    let statement = if app.database_url.starts_with("sqlite:") {
+        // Any write takes SQLite's one write lock until the transaction ends.
+        "UPDATE settings SET value = value"
+    } else {
+        // Blocks every write to users, not the reads of the token check.
+        "LOCK TABLE users IN EXCLUSIVE MODE"
+    };
+    sea_orm::ConnectionTrait::execute_unprepared(&lock, statement)
+        .await
+        .unwrap();
+
+    let create = |name: &str| {
+        format!(
+            "mutation {{ createUser(input: {{username: \"{name}\", email: \"{name}@example.com\"}}) {{ username }} }}"
+        )
+    };
+    let started = Instant::now();
+    let reply = app
+        .gql_as(Some(&token), &create("stuck"), Value::Null)
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.codes(), vec!["SERVICE_UNAVAILABLE"]);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // Reads go on meanwhile.
+    assert_eq!(
+        app.gql_as(Some(&token), "{ me { username } }", Value::Null)
+            .await
+            .codes(),
+        Vec::<String>::new()
+    );
+
+    sea_orm::TransactionSession::rollback(lock).await.unwrap();
+    let reply = app
+        .gql_as(Some(&token), &create("after"), Value::Null)
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({ "data": { "createUser": { "username": "after" } } })
+    );
+    let stuck = app
+        .gql_as(
+            Some(&token),
+            "{ users(filter: {username: {exact: \"stuck\"}}) { totalCount } }",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        stuck.body["data"]["users"]["totalCount"],
+        json!(0),
+        "the timed-out write did not land"
+    );
+}

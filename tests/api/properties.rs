@@ -20,10 +20,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
-const FIRST: &[&str] = &["Ann", "anna", "Émile", "ÉMILE", "Bo", "50%", "a_b", "Zoë", ""];
+const FIRST: &[&str] = &[
+    "Ann", "anna", "Émile", "ÉMILE", "Bo", "50%", "a_b", "Zoë", "",
+];
 const LAST: &[&str] = &["Smith", "smith", "Öz", "O'Neil", "x\\y", "Smithers", ""];
 /// Values that filters look for: cases, Unicode, wildcards, empties.
-const NEEDLES: &[&str] = &["a", "A", "an", "émile", "É", "%", "_", "\\", "smith", "S", "z", "", "ë", "0"];
+const NEEDLES: &[&str] = &[
+    "a", "A", "an", "émile", "É", "%", "_", "\\", "smith", "S", "z", "", "ë", "0",
+];
 
 struct World {
     app: TestApp,
@@ -37,7 +41,12 @@ async fn world() -> World {
     for i in 0..30usize {
         let new = NewUser {
             username: Username::parse(&format!("{}{i}", ["u", "U", "é", "Ü"][i % 4])).unwrap(),
-            email: Email::parse(&format!("{}{i}@{}", ["mail", "MAIL", "x_y", "a%b"][i % 4], ["example.com", "Example.org"][i % 2])).unwrap(),
+            email: Email::parse(&format!(
+                "{}{i}@{}",
+                ["mail", "MAIL", "x_y", "a%b"][i % 4],
+                ["example.com", "Example.org"][i % 2]
+            ))
+            .unwrap(),
             first_name: FIRST[i % FIRST.len()].to_owned(),
             last_name: LAST[(i * 7) % LAST.len()].to_owned(),
             phone_number: (i % 3 == 0).then(|| format!("+1 555 {i:04}")),
@@ -51,13 +60,22 @@ async fn world() -> World {
         // Few distinct join dates and some last logins, for ties and NULLs.
         let joined = base + Duration::days((i % 4) as i64);
         let last_login = (i % 2 == 0).then(|| base + Duration::hours((i % 5) as i64));
-        user::Entity::update(user::ActiveModel { id: Set(created.id), date_joined: Set(joined), last_login: Set(last_login), ..Default::default() })
-            .exec(app.db())
-            .await
-            .unwrap();
+        user::Entity::update(user::ActiveModel {
+            id: Set(created.id),
+            date_joined: Set(joined),
+            last_login: Set(last_login),
+            ..Default::default()
+        })
+        .exec(app.db())
+        .await
+        .unwrap();
     }
     let users = user::Entity::find().all(app.db()).await.unwrap();
-    let staff = users.iter().find(|u| u.is_staff && u.is_active).unwrap().clone();
+    let staff = users
+        .iter()
+        .find(|u| u.is_staff && u.is_active)
+        .unwrap()
+        .clone();
     let token = app.token_for(&staff);
     World { app, token, users }
 }
@@ -65,12 +83,25 @@ async fn world() -> World {
 /// A filter as the API takes it, and the same as a predicate over rows.
 #[derive(Debug, Clone)]
 enum Filter {
-    Text { field: &'static str, op: &'static str, value: String },
-    In { field: &'static str, values: Vec<String> },
-    Bool { field: &'static str, value: bool },
+    Text {
+        field: &'static str,
+        op: &'static str,
+        value: String,
+    },
+    In {
+        field: &'static str,
+        values: Vec<String>,
+    },
+    Bool {
+        field: &'static str,
+        value: bool,
+    },
     PhoneIsNull(bool),
     LastLoginIsNull(bool),
-    Joined { op: &'static str, days: i64 },
+    Joined {
+        op: &'static str,
+        days: i64,
+    },
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -94,10 +125,13 @@ impl Filter {
             Filter::PhoneIsNull(v) => json!({ "phoneNumber": { "isNull": v } }),
             Filter::LastLoginIsNull(v) => json!({ "lastLogin": { "isNull": v } }),
             Filter::Joined { op, days } => {
-                let at = DateTime::from_timestamp(1_750_000_000, 0).unwrap() + Duration::days(*days);
+                let at =
+                    DateTime::from_timestamp(1_750_000_000, 0).unwrap() + Duration::days(*days);
                 json!({ "dateJoined": { *op: at.to_rfc3339() } })
             }
-            Filter::And(all) => json!({ "and": all.iter().map(Filter::to_json).collect::<Vec<_>>() }),
+            Filter::And(all) => {
+                json!({ "and": all.iter().map(Filter::to_json).collect::<Vec<_>>() })
+            }
             Filter::Or(any) => json!({ "or": any.iter().map(Filter::to_json).collect::<Vec<_>>() }),
             Filter::Not(f) => json!({ "not": f.to_json() }),
         }
@@ -120,11 +154,18 @@ impl Filter {
                 }
             }
             Filter::In { field, values } => values.iter().any(|v| v == text_of(u, field)),
-            Filter::Bool { field, value } => (if *field == "isActive" { u.is_active } else { u.is_staff }) == *value,
+            Filter::Bool { field, value } => {
+                (if *field == "isActive" {
+                    u.is_active
+                } else {
+                    u.is_staff
+                }) == *value
+            }
             Filter::PhoneIsNull(v) => u.phone_number.is_none() == *v,
             Filter::LastLoginIsNull(v) => u.last_login.is_none() == *v,
             Filter::Joined { op, days } => {
-                let at = DateTime::from_timestamp(1_750_000_000, 0).unwrap() + Duration::days(*days);
+                let at =
+                    DateTime::from_timestamp(1_750_000_000, 0).unwrap() + Duration::days(*days);
                 match *op {
                     "gt" => u.date_joined > at,
                     "gte" => u.date_joined >= at,
@@ -142,16 +183,35 @@ impl Filter {
 
 fn leaf() -> impl Strategy<Value = Filter> {
     let fields = prop::sample::select(vec!["username", "firstName", "lastName", "email"]);
-    let ops = prop::sample::select(vec!["exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"]);
+    let ops = prop::sample::select(vec![
+        "exact",
+        "iexact",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+    ]);
     let needle = prop::sample::select(NEEDLES.to_vec()).prop_map(str::to_owned);
     let existing = prop::sample::select([FIRST, LAST].concat()).prop_map(str::to_owned);
     prop_oneof![
-        (fields.clone(), ops, prop_oneof![needle, existing.clone()]).prop_map(|(field, op, value)| Filter::Text { field, op, value }),
-        (fields, prop::collection::vec(existing, 0..3)).prop_map(|(field, values)| Filter::In { field, values }),
-        (prop::sample::select(vec!["isActive", "isStaff"]), any::<bool>()).prop_map(|(field, value)| Filter::Bool { field, value }),
+        (fields.clone(), ops, prop_oneof![needle, existing.clone()])
+            .prop_map(|(field, op, value)| Filter::Text { field, op, value }),
+        (fields, prop::collection::vec(existing, 0..3))
+            .prop_map(|(field, values)| Filter::In { field, values }),
+        (
+            prop::sample::select(vec!["isActive", "isStaff"]),
+            any::<bool>()
+        )
+            .prop_map(|(field, value)| Filter::Bool { field, value }),
         any::<bool>().prop_map(Filter::PhoneIsNull),
         any::<bool>().prop_map(Filter::LastLoginIsNull),
-        (prop::sample::select(vec!["gt", "gte", "lt", "lte", "exact"]), 0i64..4).prop_map(|(op, days)| Filter::Joined { op, days }),
+        (
+            prop::sample::select(vec!["gt", "gte", "lt", "lte", "exact"]),
+            0i64..4
+        )
+            .prop_map(|(op, days)| Filter::Joined { op, days }),
     ]
 }
 
@@ -180,31 +240,59 @@ fn key(u: &user::Model, field: &str) -> (u8, String, Option<DateTime<Utc>>, i64)
         "LAST_NAME" => (0, u.last_name_folded.clone(), None, 0),
         "EMAIL" => (0, u.email_folded.clone(), None, 0),
         "DATE_JOINED" => (0, String::new(), Some(u.date_joined), 0),
-        "LAST_LOGIN" => (u8::from(u.last_login.is_none()), String::new(), u.last_login, 0),
+        "LAST_LOGIN" => (
+            u8::from(u.last_login.is_none()),
+            String::new(),
+            u.last_login,
+            0,
+        ),
         _ => (0, String::new(), None, u.id),
     }
 }
 
 fn reference(world: &World, filter: &Option<Filter>, order: &[Order]) -> Vec<String> {
-    let mut rows: Vec<&user::Model> = world.users.iter().filter(|u| filter.as_ref().is_none_or(|f| f.matches(u))).collect();
+    let mut rows: Vec<&user::Model> = world
+        .users
+        .iter()
+        .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+        .collect();
     let id_descending = order.last().is_some_and(|o| o.descending);
     rows.sort_by(|a, b| {
         for o in order {
             let ordering = key(a, o.field).cmp(&key(b, o.field));
-            let ordering = if o.descending { ordering.reverse() } else { ordering };
+            let ordering = if o.descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
             if ordering != Ordering::Equal {
                 return ordering;
             }
         }
         let by_id = a.id.cmp(&b.id);
-        if id_descending { by_id.reverse() } else { by_id }
+        if id_descending {
+            by_id.reverse()
+        } else {
+            by_id
+        }
     });
     rows.into_iter().map(|u| u.username.clone()).collect()
 }
 
 fn order() -> impl Strategy<Value = Vec<Order>> {
-    let field = prop::sample::select(vec!["ID", "USERNAME", "FIRST_NAME", "LAST_NAME", "EMAIL", "DATE_JOINED", "LAST_LOGIN"]);
-    prop::collection::vec((field, any::<bool>()).prop_map(|(field, descending)| Order { field, descending }), 0..3)
+    let field = prop::sample::select(vec![
+        "ID",
+        "USERNAME",
+        "FIRST_NAME",
+        "LAST_NAME",
+        "EMAIL",
+        "DATE_JOINED",
+        "LAST_LOGIN",
+    ]);
+    prop::collection::vec(
+        (field, any::<bool>()).prop_map(|(field, descending)| Order { field, descending }),
+        0..3,
+    )
 }
 
 const QUERY: &str = "query($f: UserFilter, $o: [UserOrder!], $first: Int, $after: String, $last: Int, $before: String, $offset: Int, $limit: Int) {
@@ -212,16 +300,29 @@ const QUERY: &str = "query($f: UserFilter, $o: [UserOrder!], $first: Int, $after
     totalCount nodes { username } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
 
 fn names(body: &Value) -> Vec<String> {
-    body["data"]["users"]["nodes"].as_array().unwrap().iter().map(|n| n["username"].as_str().unwrap().to_owned()).collect()
+    body["data"]["users"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["username"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn check(world: &World, filter: Option<Filter>, order: Vec<Order>, size: i64, offset: i64) {
     let expected = reference(world, &filter, &order);
     let f = filter.as_ref().map_or(Value::Null, Filter::to_json);
-    let o: Vec<Value> = order.iter().map(|o| json!({ "field": o.field, "direction": if o.descending { "DESC" } else { "ASC" } })).collect();
+    let o: Vec<Value> = order
+        .iter()
+        .map(
+            |o| json!({ "field": o.field, "direction": if o.descending { "DESC" } else { "ASC" } }),
+        )
+        .collect();
     let ask = |extra: Value| {
         let mut variables = json!({ "f": f, "o": o });
-        variables.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        variables
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         world.app.gql_as(Some(&world.token), QUERY, variables)
     };
     // Forward through every page.
@@ -229,7 +330,11 @@ async fn check(world: &World, filter: Option<Filter>, order: Vec<Order>, size: i
     loop {
         let reply = ask(json!({ "first": size, "after": after })).await;
         assert_eq!(reply.body.get("errors"), None, "{f} {o:?}: {}", reply.body);
-        assert_eq!(reply.body["data"]["users"]["totalCount"], json!(expected.len()), "{f}");
+        assert_eq!(
+            reply.body["data"]["users"]["totalCount"],
+            json!(expected.len()),
+            "{f}"
+        );
         seen.extend(names(&reply.body));
         let info = &reply.body["data"]["users"]["pageInfo"];
         if info["hasNextPage"] != json!(true) {
@@ -254,16 +359,34 @@ async fn check(world: &World, filter: Option<Filter>, order: Vec<Order>, size: i
     assert_eq!(seen, expected, "backward, filter {f}, order {o:?}");
     // One offset page.
     let reply = ask(json!({ "offset": offset, "limit": size })).await;
-    let window: Vec<String> = expected.iter().skip(offset as usize).take(size as usize).cloned().collect();
-    assert_eq!(names(&reply.body), window, "offset {offset} limit {size}, filter {f}, order {o:?}");
+    let window: Vec<String> = expected
+        .iter()
+        .skip(offset as usize)
+        .take(size as usize)
+        .cloned()
+        .collect();
+    assert_eq!(
+        names(&reply.body),
+        window,
+        "offset {offset} limit {size}, filter {f}, order {o:?}"
+    );
 }
 
 #[test]
 fn random_filters_orderings_and_pages_match_a_reference() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let world = runtime.block_on(world());
-    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
-    let strategy = (prop::option::weighted(0.85, filter()), order(), 1i64..8, 0i64..32);
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        prop::option::weighted(0.85, filter()),
+        order(),
+        1i64..8,
+        0i64..32,
+    );
     runner
         .run(&strategy, |(filter, order, size, offset)| {
             runtime.block_on(check(&world, filter, order, size, offset));
@@ -278,15 +401,45 @@ fn malformed_input_never_breaks_the_server() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let world = runtime.block_on(world());
     let fragments = prop::sample::select(vec![
-        "{", "}", "(", ")", "users", "me", "id", "filter:", "first:", "-1", "99999999999", "\"", "\\u0000", "after:",
-        "\"!!\"", "mutation", "login", "query", "$x", "...", "@skip", "#", "null", "[", "]", "orderBy:", "É", "__schema",
+        "{",
+        "}",
+        "(",
+        ")",
+        "users",
+        "me",
+        "id",
+        "filter:",
+        "first:",
+        "-1",
+        "99999999999",
+        "\"",
+        "\\u0000",
+        "after:",
+        "\"!!\"",
+        "mutation",
+        "login",
+        "query",
+        "$x",
+        "...",
+        "@skip",
+        "#",
+        "null",
+        "[",
+        "]",
+        "orderBy:",
+        "É",
+        "__schema",
     ]);
     let document = prop::collection::vec(fragments, 0..16).prop_map(|parts| parts.join(" "));
     let text = ".{0,40}";
     // A header carries visible ASCII only; the HTTP client refuses the rest.
     let header_text = "[ -~]{0,40}";
     let strategy = (document, text, header_text, text, any::<bool>());
-    let mut runner = TestRunner::new(Config { cases: 96, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&strategy, |(document, cursor, token, raw_body, batch)| {
             runtime.block_on(async {
