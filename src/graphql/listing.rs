@@ -56,7 +56,7 @@ fn with_id_last(mut keys: Vec<SortKey>, id: impl IntoIden) -> Vec<SortKey> {
     keys
 }
 
-fn user_keys(order: &[UserOrder]) -> Vec<SortKey> {
+pub(crate) fn user_keys(order: &[UserOrder]) -> Vec<SortKey> {
     use user::Column as C;
     let keys = order
         .iter()

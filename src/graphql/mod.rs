@@ -2,6 +2,7 @@
 mod connection;
 mod error_codes;
 mod filters;
+pub mod fuzzing;
 pub mod guards;
 mod inputs;
 pub mod limits;
