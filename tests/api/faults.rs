@@ -208,3 +208,39 @@ async fn the_request_deadline_ends_a_stuck_write_and_leaves_nothing_open() {
         "the timed-out write did not land"
     );
 }
+
+/// Every pooled connection is held elsewhere: a request waits the acquire
+/// timeout, then fails with SERVICE_UNAVAILABLE; freed, the pool serves again.
+#[tokio::test]
+async fn an_exhausted_pool_fails_after_the_acquire_timeout_and_recovers() {
+    let app = crate::helpers::spawn_app().await;
+    let alice = app.create_user("alice", false, false).await;
+    let token = app.token_for(&alice);
+    let pool_size = if app.database_url.starts_with("sqlite:") {
+        8
+    } else {
+        16
+    };
+    let mut held = Vec::new();
+    for _ in 0..pool_size {
+        held.push(sea_orm::TransactionTrait::begin(app.db()).await.unwrap());
+    }
+    let started = Instant::now();
+    let reply = app
+        .gql_as(Some(&token), "{ me { username } }", Value::Null)
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(reply.codes(), vec!["SERVICE_UNAVAILABLE"], "{}", reply.body);
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    drop(held);
+    let reply = app
+        .gql_as(Some(&token), "{ me { username } }", Value::Null)
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({ "data": { "me": { "username": "alice" } } })
+    );
+}
