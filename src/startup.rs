@@ -8,13 +8,17 @@ use tokio::net::TcpListener;
 
 use crate::{config::Config, services, state::AppState};
 
+/// The pool's size: SQLite has one writer anyway; PostgreSQL serves more.
+pub fn max_connections(url: &str) -> u32 {
+    if url.starts_with("sqlite:") { 8 } else { 16 }
+}
+
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys,
 /// so that concurrent writers wait instead of failing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
-    let is_sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(if is_sqlite { 8 } else { 16 })
+        .max_connections(max_connections(url))
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
