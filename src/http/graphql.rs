@@ -1,22 +1,19 @@
 //! `POST /graphql` and `GET /graphql`.
-use async_graphql::parser::types::OperationType;
+use std::net::SocketAddr;
+
 use async_graphql::{
     BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse,
-    ServerError,
+    ServerError, parser::types::OperationType,
 };
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
 use super::{HttpState, MAX_BATCH, auth};
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
-
 use crate::{
     error::Error,
     graphql::{ClientAddr, loaders::Loaders},
