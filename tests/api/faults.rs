@@ -13,18 +13,41 @@ use std::{
 
 use serde_json::{Value, json};
 use tokio::{
-    io::copy_bidirectional,
     net::{TcpListener, TcpStream},
     task::JoinHandle,
 };
 
 use crate::helpers::{fresh_database, spawn_app_on};
 
-/// Forwards connections to `upstream` until cut.
+/// Forwards connections to `upstream` until cut; can hold back every
+/// chunk for a while (a slow network or database).
 struct Proxy {
     address: String,
     cut: Arc<AtomicBool>,
+    delay: Arc<Mutex<Duration>>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+/// Copies `from` to `to`, waiting `delay` (as it is now) before each chunk.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Arc<Mutex<Duration>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let wait = *delay.lock().unwrap();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
 }
 
 impl Proxy {
@@ -32,18 +55,24 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let cut = Arc::new(AtomicBool::new(false));
+        let delay: Arc<Mutex<Duration>> = Arc::default();
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (flag, tasks) = (cut.clone(), links.clone());
+        let (flag, tasks, lag) = (cut.clone(), links.clone(), delay.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if flag.load(Ordering::SeqCst) {
                     drop(client); // refused: closed at once
                     continue;
                 }
-                let upstream = upstream.clone();
+                let (upstream, lag) = (upstream.clone(), lag.clone());
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            pump(client_read, server_write, lag.clone()),
+                            pump(server_read, client_write, lag)
+                        );
                     }
                 });
                 tasks.lock().unwrap().push(link);
@@ -52,8 +81,13 @@ impl Proxy {
         Proxy {
             address,
             cut,
+            delay,
             links,
         }
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     /// Resets every open connection and refuses new ones.
@@ -83,7 +117,10 @@ async fn a_lost_database_fails_fast_and_roster_recovers_by_itself() {
     let host_port = after_at.split('/').next().unwrap().to_owned();
     let proxy = Proxy::start(host_port.clone()).await;
     let proxied_url = direct_url.replacen(&host_port, &proxy.address, 1);
-    let app = spawn_app_on(proxied_url, None, |_| {}).await;
+    let app = spawn_app_on(proxied_url, None, |c| {
+        c.request_timeout = Duration::from_secs(2)
+    })
+    .await;
     let alice = app.create_user("alice", false, false).await;
     let token = app.token_for(&alice);
     let me = || app.gql_as(Some(&token), "{ me { username } }", Value::Null);
@@ -101,6 +138,27 @@ async fn a_lost_database_fails_fast_and_roster_recovers_by_itself() {
         json!({ "data": { "me": { "username": "alice" } } })
     );
     assert_eq!(ready().await, 200);
+
+    // A slow database: every chunk held back 3 s, past the 2 s deadline.
+    proxy.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    let reply = me().await;
+    assert_eq!(
+        (reply.status, reply.codes()),
+        (503, vec!["SERVICE_UNAVAILABLE".to_owned()]),
+        "{}",
+        reply.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!(
+        "database slow: 503 SERVICE_UNAVAILABLE at the deadline, after {:?}",
+        started.elapsed()
+    );
+    proxy.set_delay(Duration::ZERO);
 
     proxy.cut();
     let started = Instant::now();
