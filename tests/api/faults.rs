@@ -59,7 +59,7 @@ impl Proxy {
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (flag, tasks, lag) = (cut.clone(), links.clone(), delay.clone());
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if flag.load(Ordering::SeqCst) {
                     drop(client); // refused: closed at once
                     continue;
