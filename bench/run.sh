@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# roster's benchmark: builds release, fills a fresh database with
+# `roster demo-data`, serves it, logs in as the demo superuser and drives
+# Q1 (a filtered, counted page with division and groups), Q2 (one user by id,
+# ids rotating over a fixed set) and Q3 ({ __typename }) with wrk, then prints
+# req/s, p50, p99, errors and the server's peak RSS. Loopback only; it stops
+# what it starts. See bench/README.md for how to read the figures.
+#
+#   bench/run.sh [USERS]                      # SQLite, USERS defaults to 100000
+#   ROSTER_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
+#                                             # SQLite, then PostgreSQL (schema roster_bench, recreated)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+USERS=${1:-${ROSTER_BENCH_USERS:-100000}}
+CONNECTIONS=${ROSTER_BENCH_CONNECTIONS:-32}
+DURATION=${ROSTER_BENCH_DURATION:-10}
+WARMUP=${ROSTER_BENCH_WARMUP:-2}
+PORT=${ROSTER_BENCH_PORT:-18765}
+BIN=target/release/roster
+WORK=$(mktemp -d)
+SERVER_PID=""
+
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  else
+    echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1
+  fi
+fi
+cargo build --release --quiet
+
+json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
+
+# A wrk script posting the given GraphQL documents in turn, printing one
+# RESULT line: req/s, p50 ms, p99 ms, errors (socket errors and non-2xx).
+wrk_script() {
+  local token=$1; shift
+  {
+    echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
+    echo 'local bodies = {'
+    for document in "$@"; do
+      python3 -c 'import json,sys; print("  " + json.dumps(json.dumps({"query": sys.argv[1]})) + ",")' "$document"
+    done
+    echo '}'
+    echo 'local i = 0'
+    echo 'request = function() i = i % #bodies + 1; return wrk.format(nil, nil, nil, bodies[i]) end'
+    echo 'done = function(s, latency, r)'
+    echo '  local e = s.errors.connect + s.errors.read + s.errors.write + s.errors.status + s.errors.timeout'
+    echo '  io.write(string.format("RESULT %.0f %.2f %.2f %d\n", s.requests / (s.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, e))'
+    echo 'end'
+  } > "$WORK/script.lua"
+}
+
+measure() {  # label, then documents
+  local label=$1; shift
+  wrk_script "$TOKEN" "$@"
+  # Every document must answer without GraphQL errors before it is timed.
+  for document in "$@"; do
+    local reply
+    reply=$(curl -s -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+      -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$document")" "http://127.0.0.1:$PORT/graphql")
+    if echo "$reply" | grep -q '"errors"'; then echo "bench: $label answered with errors: $reply" >&2; exit 1; fi
+  done
+  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
+  local result
+  result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT')
+  read -r _ rps p50 p99 errors <<< "$result"
+  printf '| %-4s | %-10s | %9s | %8s | %8s | %6s |\n' "$label" "$DATABASE" "$rps" "$p50" "$p99" "$errors"
+}
+
+run() {  # database label, database URL
+  DATABASE=$1; local url=$2
+  echo "bench: $DATABASE: demo-data --users $USERS" >&2
+  ROSTER_LOG=warn "$BIN" demo-data --users "$USERS" --seed 1 --database-url "$url" >&2
+  ROSTER_LOG=warn "$BIN" serve --bind "127.0.0.1:$PORT" --database-url "$url" >"$WORK/serve.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+  TOKEN=$(curl -s -H 'content-type: application/json' \
+    -d '{"query":"mutation { login(input: {username: \"admin\", password: \"roster-demo-password\"}) { accessToken } }"}' \
+    "http://127.0.0.1:$PORT/graphql" | json_field '["data"]["login"]["accessToken"]')
+  measure Q1 '{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field: ID}], first: 50) { totalCount nodes { id username email division { name } groups { name } } } }'
+  local q2=()
+  for id in $(seq 2 97 $((USERS < 10000 ? USERS : 10000))); do
+    q2+=("{ user(id: \"$id\") { id username email division { name } groups { name } } }")
+  done
+  measure Q2 "${q2[@]}"
+  measure Q3 '{ __typename }'
+  local peak
+  peak=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")
+  printf '| peak RSS of roster on %s: %s MiB |\n' "$DATABASE" "$peak"
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+echo "| work | database   |     req/s | p50 (ms) | p99 (ms) | errors |"
+echo "| ---- | ---------- | --------- | -------- | -------- | ------ |"
+run sqlite "sqlite://$WORK/bench.db?mode=rwc"
+if [ -n "${ROSTER_BENCH_DATABASE_URL:-}" ]; then
+  psql "$ROSTER_BENCH_DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS roster_bench CASCADE; CREATE SCHEMA roster_bench" >/dev/null
+  separator='?'; case "$ROSTER_BENCH_DATABASE_URL" in *\?*) separator='&';; esac
+  run postgres "${ROSTER_BENCH_DATABASE_URL}${separator}options=-c%20search_path%3Droster_bench"
+  psql "$ROSTER_BENCH_DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS roster_bench CASCADE" >/dev/null
+fi
+echo "($CONNECTIONS connections, ${WARMUP} s warm-up, ${DURATION} s measured, $USERS users; Q1 and Q2 with a staff token)"
