@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     clock,
-    domain::{Email, Username, fold, parse_name, password::PersonalInfo},
+    domain::{fold, password::PersonalInfo},
     error::{Error, FieldErrors, Result},
     state::AppState,
 };
@@ -48,42 +48,26 @@ pub async fn register(state: &AppState, registration: Registration) -> Result<us
         return Err(Error::Forbidden("Registration is closed.".into()));
     }
     let mut errors = FieldErrors::new();
-    let username = Username::parse(&registration.username)
-        .map_err(|m| errors.extend("username", m))
-        .ok();
-    let email = Email::parse(&registration.email)
-        .map_err(|m| errors.extend("email", m))
-        .ok();
-    let first_name = parse_name(registration.first_name.as_deref())
-        .map_err(|m| errors.extend("firstName", m))
-        .unwrap_or_default();
-    let last_name = parse_name(registration.last_name.as_deref())
-        .map_err(|m| errors.extend("lastName", m))
-        .unwrap_or_default();
-    let info = PersonalInfo {
-        username: registration.username.trim(),
-        email: registration.email.trim(),
-        first_name: &first_name,
-        last_name: &last_name,
-    };
-    errors.extend(
-        "password",
-        state.password_policy().check(&registration.password, info),
+    let identity = users::parse_identity(
+        &registration.username,
+        &registration.email,
+        registration.first_name.as_deref(),
+        registration.last_name.as_deref(),
+        Some(&registration.password),
+        state.password_policy(),
+        &mut errors,
     );
-    let (Some(username), Some(email)) = (username, email) else {
+    let (Some(username), Some(email)) = (identity.username, identity.email) else {
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
-    let taken = users::taken_fields(&state.db, Some(&username), Some(&email), None).await?;
-    if !taken.is_empty() {
-        return Err(Error::Conflict(taken));
-    }
+    // `users::create` reports taken usernames and emails (both at once).
     let password_hash = password_hash::hash(registration.password).await?;
     let new = NewUser {
         username,
         email,
-        first_name,
-        last_name,
+        first_name: identity.first_name,
+        last_name: identity.last_name,
         phone_number: None,
         password_hash: Some(password_hash),
         is_active: true,

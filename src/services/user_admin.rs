@@ -16,9 +16,7 @@ use super::{
     users::{self, NewUser},
 };
 use crate::{
-    domain::{
-        Email, PasswordPolicy, Username, fold, parse_name, parse_phone, password::PersonalInfo,
-    },
+    domain::{Email, PasswordPolicy, Username, fold, parse_name, parse_phone},
     error::{Error, FieldErrors, Result},
 };
 
@@ -218,33 +216,21 @@ pub async fn create(
     }
     let txn = begin_write(db).await?;
     let mut errors = FieldErrors::new();
-    let username = Username::parse(&input.username)
-        .map_err(|m| errors.extend("username", m))
-        .ok();
-    let email = Email::parse(&input.email)
-        .map_err(|m| errors.extend("email", m))
-        .ok();
-    let first_name = parse_name(input.first_name.as_deref())
-        .map_err(|m| errors.extend("firstName", m))
-        .unwrap_or_default();
-    let last_name = parse_name(input.last_name.as_deref())
-        .map_err(|m| errors.extend("lastName", m))
-        .unwrap_or_default();
+    let identity = users::parse_identity(
+        &input.username,
+        &input.email,
+        input.first_name.as_deref(),
+        input.last_name.as_deref(),
+        input.password.as_deref(),
+        policy,
+        &mut errors,
+    );
     let phone_number = match input.phone_number.as_deref() {
         Some(phone) => parse_phone(phone)
             .map_err(|m| errors.extend("phoneNumber", m))
             .unwrap_or_default(),
         None => None,
     };
-    if let Some(password) = &input.password {
-        let info = PersonalInfo {
-            username: input.username.trim(),
-            email: input.email.trim(),
-            first_name: &first_name,
-            last_name: &last_name,
-        };
-        errors.extend("password", policy.check(password, info));
-    }
     let division_id = match input.division_id.as_deref() {
         Some(id) => input_id(id, "divisionId", &mut errors),
         None => None,
@@ -261,7 +247,7 @@ pub async fn create(
         }
     }
     check_groups(&txn, &group_ids, &mut errors).await?;
-    let (Some(username), Some(email)) = (username, email) else {
+    let (Some(username), Some(email)) = (identity.username, identity.email) else {
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
@@ -272,8 +258,8 @@ pub async fn create(
     let new = NewUser {
         username,
         email,
-        first_name,
-        last_name,
+        first_name: identity.first_name,
+        last_name: identity.last_name,
         phone_number,
         password_hash,
         is_active: input.is_active,

@@ -7,12 +7,62 @@ use sea_orm::{
 
 use crate::{
     clock,
-    domain::{Email, Username, fold},
+    domain::{Email, PasswordPolicy, Username, fold, parse_name, password::PersonalInfo},
     error::{Error, FieldErrors, Result},
 };
 
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
+
+/// The identity fields of a new account, parsed: `None` where a value was
+/// refused (its messages are in the caller's `FieldErrors`).
+pub struct Identity {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// Parses what every new account has (register, createUser): username,
+/// email, names and, when given, the password against the policy. Every
+/// problem is added to `errors`, under the field that carried it.
+pub fn parse_identity(
+    username: &str,
+    email: &str,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    password: Option<&str>,
+    policy: PasswordPolicy,
+    errors: &mut FieldErrors,
+) -> Identity {
+    let parsed_username = Username::parse(username)
+        .map_err(|m| errors.extend("username", m))
+        .ok();
+    let parsed_email = Email::parse(email)
+        .map_err(|m| errors.extend("email", m))
+        .ok();
+    let first_name = parse_name(first_name)
+        .map_err(|m| errors.extend("firstName", m))
+        .unwrap_or_default();
+    let last_name = parse_name(last_name)
+        .map_err(|m| errors.extend("lastName", m))
+        .unwrap_or_default();
+    if let Some(password) = password {
+        let info = PersonalInfo {
+            username: username.trim(),
+            email: email.trim(),
+            first_name: &first_name,
+            last_name: &last_name,
+        };
+        errors.extend("password", policy.check(password, info));
+    }
+    Identity {
+        username: parsed_username,
+        email: parsed_email,
+        first_name,
+        last_name,
+    }
+}
 
 /// A user about to be created, its values already validated.
 #[derive(Debug, Clone)]
