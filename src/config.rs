@@ -206,8 +206,8 @@ pub struct Config {
 impl Config {
     /// Checks what clap cannot check one value at a time. The message names
     /// the setting and never echoes a secret.
-    pub fn new(database: DatabaseArgs, settings: Settings) -> Result<Self, String> {
-        let jwt_secret = match settings.jwt_secret {
+    pub fn new(database: DatabaseArgs, mut settings: Settings) -> Result<Self, String> {
+        let jwt_secret = match settings.jwt_secret.take() {
             Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
                 return Err(format!(
                     "ROSTER_JWT_SECRET (--jwt-secret) must be at least {MIN_JWT_SECRET_BYTES} bytes long"
@@ -215,7 +215,19 @@ impl Config {
             }
             other => other.map(Secret::new),
         };
-        Ok(Self {
+        Ok(Self::assemble(database, settings, jwt_secret))
+    }
+
+    /// The defaults, over the given database.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        let database = DatabaseArgs {
+            database_url: database_url.into(),
+        };
+        Self::assemble(database, Settings::default(), None)
+    }
+
+    fn assemble(database: DatabaseArgs, settings: Settings, jwt_secret: Option<Secret>) -> Self {
+        Self {
             database_url: database.database_url,
             jwt_secret,
             access_token_ttl: Duration::from_secs(settings.access_token_ttl_secs),
@@ -231,18 +243,6 @@ impl Config {
             refresh_reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
             introspection: settings.introspection,
-        })
-    }
-
-    /// The defaults, over the given database.
-    pub fn with_database(database_url: impl Into<String>) -> Self {
-        let database = DatabaseArgs {
-            database_url: database_url.into(),
-        };
-        // The defaults carry no secret, so they always validate.
-        match Self::new(database.clone(), Settings::default()) {
-            Ok(config) => config,
-            Err(_) => unreachable!("default settings are valid"),
         }
     }
 }

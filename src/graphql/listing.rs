@@ -214,7 +214,7 @@ pub async fn list_users(
         user_key_values(&keys, u)
     })
     .await?;
-    let users: Vec<user::Model> = page.rows.iter().map(|(_, u)| u.clone()).collect();
+    let users: Vec<&user::Model> = page.rows.iter().map(|(_, u)| u).collect();
     // Priming only batches what the fields would load anyway: should it
     // fail, each field loads (and reports any error, with its code) itself.
     if let Ok(loaders) = loaders(ctx) {

@@ -134,7 +134,7 @@ impl Loaders {
     /// happen to be scheduled.
     pub async fn prime_for_users(
         &self,
-        users: &[user::Model],
+        users: &[&user::Model],
         wants: UserWants,
     ) -> async_graphql::Result<()> {
         if wants.division {

@@ -10,3 +10,8 @@ pub mod settings;
 pub mod tokens;
 pub mod user_admin;
 pub mod users;
+
+/// Lower-case hex of `bytes` (token ids and digests).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -24,10 +24,7 @@ fn random_string(bytes: usize) -> String {
 }
 
 fn digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn after(ttl: Duration) -> chrono::DateTime<chrono::Utc> {

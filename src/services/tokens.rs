@@ -57,7 +57,7 @@ impl TokenKeys {
             sub: user.id.to_string(),
             iat,
             exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
-            jti: hex(&jti),
+            jti: super::hex(&jti),
             ver: user.token_version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -70,10 +70,6 @@ impl TokenKeys {
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The active user a token speaks for: one query by primary key. Refused
