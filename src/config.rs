@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 12;
 pub const DEFAULT_MAX_COMPLEXITY: usize = 10_000;
 pub const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
 pub const DEFAULT_REFRESH_REUSE_GRACE_SECS: u64 = 10;
+pub const DEFAULT_CACHE_SECS: u64 = 1;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -122,6 +123,18 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_REFRESH_REUSE_GRACE_SECS", default_value_t = DEFAULT_REFRESH_REUSE_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=3_600), value_name = "SECS")]
     pub refresh_reuse_grace_secs: u64,
+    /// Seconds a process may reuse what it read of users (the user behind a
+    /// token, a list's totalCount) without asking the database again; 0 asks
+    /// every time. Changes made through this process (and, on PostgreSQL,
+    /// through any) are seen at once regardless.
+    #[arg(long, env = "ROSTER_CACHE_SECS", default_value_t = DEFAULT_CACHE_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=60), value_name = "SECS")]
+    pub cache_secs: u64,
+    /// Most database connections the server keeps open (default 4 on
+    /// SQLite, 16 on PostgreSQL).
+    #[arg(long, env = "ROSTER_POOL_SIZE",
+          value_parser = clap::value_parser!(u32).range(1..=1_000), value_name = "N")]
+    pub pool_size: Option<u32>,
     /// Deadline of one HTTP request, in seconds.
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
@@ -177,6 +190,8 @@ impl Default for Settings {
             max_complexity: DEFAULT_MAX_COMPLEXITY,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
             refresh_reuse_grace_secs: DEFAULT_REFRESH_REUSE_GRACE_SECS,
+            cache_secs: DEFAULT_CACHE_SECS,
+            pool_size: None,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             introspection: true,
         }
@@ -199,6 +214,8 @@ pub struct Config {
     pub max_complexity: usize,
     pub password_min_length: usize,
     pub refresh_reuse_grace: Duration,
+    pub cache: Duration,
+    pub pool_size: Option<u32>,
     pub request_timeout: Duration,
     pub introspection: bool,
 }
@@ -241,6 +258,8 @@ impl Config {
             max_complexity: settings.max_complexity,
             password_min_length: settings.password_min_length,
             refresh_reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
+            cache: Duration::from_secs(settings.cache_secs),
+            pool_size: settings.pool_size,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
             introspection: settings.introspection,
         }

@@ -3,25 +3,38 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbBackend,
+    sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
 use tokio::net::TcpListener;
 
-use crate::{config::Config, services, state::AppState};
+use crate::{config::Config, services, services::read_cache::ReadCaches, state::AppState};
 
-/// The pool's size: SQLite has one writer anyway; PostgreSQL serves more.
+/// The pool's default size. SQLite has one writer anyway, and each of its
+/// connections is a thread of its own: on two cores, 4 served reads fastest
+/// (bench/README.md). PostgreSQL serves more.
 pub fn max_connections(url: &str) -> u32 {
-    if url.starts_with("sqlite:") { 8 } else { 16 }
+    if url.starts_with("sqlite:") { 4 } else { 16 }
 }
 
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys,
 /// so that concurrent writers wait instead of failing.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_pool(url, max_connections(url)).await
+}
+
+/// [`connect`], with at most `size` connections.
+pub async fn connect_pool(url: &str, size: u32) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(max_connections(url))
+        .max_connections(size)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
+        // Pinging every connection before each statement doubled the round
+        // trips; a connection idle for a while is still checked.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -54,7 +67,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// Connects, migrates and loads the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let db = connect(&config.database_url).await?;
+    let url = &config.database_url;
+    let db = connect_pool(url, config.pool_size.unwrap_or(max_connections(url))).await?;
     state_on(db, config).await
 }
 
@@ -65,11 +79,60 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
     let secret = services::settings::jwt_secret(&db, config.jwt_secret.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the JWT secret: {e}"))?;
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    // On PostgreSQL the caches stay off until the listener hears changes.
+    let caches = Arc::new(ReadCaches::new(config.cache, !postgres));
+    if postgres && !config.cache.is_zero() {
+        let pool = db.get_postgres_connection_pool().connect_options();
+        tokio::spawn(listen_for_changes((*pool).clone(), Arc::clone(&caches)));
+    }
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(services::tokens::TokenKeys::new(&secret)),
+        caches,
     })
+}
+
+/// PostgreSQL's channel for changes to users, memberships, groups and
+/// divisions (see the migration that creates its triggers).
+const CHANGES_CHANNEL: &str = "roster_changes";
+
+/// Forgets cached reads as other processes (and this one) change what they
+/// were read from. Caching is on only while this listens: a notice missed
+/// while the connection was down could leave a revoked token accepted.
+async fn listen_for_changes(options: PgConnectOptions, caches: Arc<ReadCaches>) {
+    // A pool of its own, so that listening takes no connection from queries.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options);
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen(CHANGES_CHANNEL).await.is_ok() {
+                    caches.set_enabled(true);
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notice)) => match notice.payload().parse::<i64>() {
+                                Ok(id) => caches.user_changed(id),
+                                Err(_) => caches.counts.forget_all(),
+                            },
+                            // Reconnected: what was sent meanwhile is lost.
+                            Ok(None) => caches.forget_all(),
+                            Err(error) => {
+                                tracing::warn!(%error, "stopped listening for changes");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for changes"),
+        }
+        caches.set_enabled(false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight

@@ -10,6 +10,7 @@ mod m20261123_000005_create_refresh_tokens;
 mod m20261123_000006_create_settings;
 mod m20261123_000007_create_login_failures;
 mod m20261123_000008_create_user_list_indexes;
+mod m20261123_000009_create_change_notifications;
 
 /// A column of case-folded text. On PostgreSQL it compares in byte order
 /// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_create_settings::Migration),
             Box::new(m20261123_000007_create_login_failures::Migration),
             Box::new(m20261123_000008_create_user_list_indexes::Migration),
+            Box::new(m20261123_000009_create_change_notifications::Migration),
         ]
     }
 }

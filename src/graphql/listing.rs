@@ -2,7 +2,7 @@
 //! page, for users, groups and divisions.
 use async_graphql::Context;
 use entity::{division, group, user};
-use sea_orm::{Condition, EntityTrait, QueryFilter, Select, sea_query::IntoIden};
+use sea_orm::{Condition, EntityTrait, QueryFilter, QueryTrait, Select, sea_query::IntoIden};
 
 use super::{
     app_state,
@@ -17,7 +17,7 @@ use super::{
     pagination::{self, KeyKind, KeyValue, Page, PageArgs, SortKey},
     types::{Division, Group, User},
 };
-use crate::error::Error;
+use crate::{error::Error, state::AppState};
 
 /// What a user list was asked for.
 #[derive(Default)]
@@ -130,7 +130,7 @@ where
 {
     let state = app_state(ctx)?;
     let total = if ctx.look_ahead().field("totalCount").exists() {
-        Some(pagination::count(&state.db, select.clone()).await?)
+        Some(cached_count(state, &select).await?)
     } else {
         None
     };
@@ -144,6 +144,26 @@ where
     )
     .await?;
     Ok((page, total))
+}
+
+/// The number of rows `select` finds, from the cache when this process
+/// counted the same thing a moment ago and nothing has changed since (see
+/// `services::read_cache`): at a million users a count is a table scan.
+async fn cached_count<E>(state: &AppState, select: &Select<E>) -> Result<i64, Error>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let statement = select.build(state.db.get_database_backend());
+    let key = format!("{}\n{:?}", statement.sql, statement.values);
+    let counts = &state.caches.counts;
+    if let Some(total) = counts.get(&key) {
+        return Ok(total);
+    }
+    let ticket = counts.ticket();
+    let total = pagination::count(&state.db, select.clone()).await?;
+    counts.store(ticket, key, total);
+    Ok(total)
 }
 
 fn require_viewer(ctx: &Context<'_>) -> Result<(), Error> {

@@ -2,6 +2,7 @@
 mod connection;
 mod error_codes;
 mod filters;
+mod forget_reads;
 pub mod fuzzing;
 pub mod guards;
 mod inputs;
@@ -15,6 +16,8 @@ mod query;
 pub mod scalars;
 pub mod types;
 pub mod viewer;
+
+use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, ID, Schema, SchemaBuilder};
 
@@ -35,6 +38,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build_schema(state: AppState) -> RosterSchema {
     let config = state.config.clone();
     let mut builder = builder()
+        .extension(forget_reads::ForgetReads(Arc::clone(&state.caches)))
         .data(state)
         .extension(ErrorCodes::default())
         .extension(limits::QueryLimits {

@@ -1,6 +1,4 @@
 //! The bearer token of a request, turned into a [`Viewer`].
-use std::sync::Arc;
-
 use axum::http::{HeaderMap, header};
 
 use crate::{
@@ -24,6 +22,6 @@ pub async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer> {
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
-    let user = tokens::authenticate(&app.db, &app.tokens, token).await?;
-    Ok(Viewer::User(Arc::new(user)))
+    let user = tokens::authenticate(&app.db, &app.tokens, &app.caches.users, token).await?;
+    Ok(Viewer::User(user))
 }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod demo_data;
 pub mod login_limit;
 pub mod password_hash;
+pub mod read_cache;
 pub mod refresh_tokens;
 pub mod settings;
 pub mod tokens;

@@ -1,6 +1,6 @@
 //! Access tokens: HS256 JWTs whose algorithm is pinned, and the check that
 //! turns a bearer token into the user it speaks for.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use entity::user;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -8,6 +8,7 @@ use rand::Rng;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
 
+use super::read_cache::ReadCache;
 use crate::{
     config::Secret,
     error::{Error, Result},
@@ -72,19 +73,32 @@ impl TokenKeys {
     }
 }
 
-/// The active user a token speaks for: one query by primary key. Refused
-/// when the user is gone, inactive, or has had its tokens revoked since.
+/// The active user a token speaks for: one query by primary key, unless
+/// `cache` holds the user. Refused when the user is gone, inactive, or has
+/// had its tokens revoked since.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     keys: &TokenKeys,
+    cache: &ReadCache<i64, Arc<user::Model>>,
     token: &str,
-) -> Result<user::Model> {
+) -> Result<Arc<user::Model>> {
     let claims = keys.verify(token)?;
     let id: i64 = claims
         .sub
         .parse()
         .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))?;
-    match user::Entity::find_by_id(id).one(db).await? {
+    let user = match cache.get(&id) {
+        Some(user) => Some(user),
+        None => {
+            let ticket = cache.ticket();
+            let user = user::Entity::find_by_id(id).one(db).await?.map(Arc::new);
+            if let Some(user) = &user {
+                cache.store(ticket, id, Arc::clone(user));
+            }
+            user
+        }
+    };
+    match user {
         Some(user) if user.is_active && user.token_version == claims.ver => Ok(user),
         _ => Err(Error::Unauthenticated(INVALID_TOKEN)),
     }

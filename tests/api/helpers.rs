@@ -218,7 +218,28 @@ impl TestApp {
             is_superuser: superuser,
             division_id: None,
         };
-        services::users::create(self.db(), new).await.unwrap()
+        let user = services::users::create(self.db(), new).await.unwrap();
+        self.forget_reads();
+        user
+    }
+
+    /// What a mutation through the API does once it ends; the helpers that
+    /// write behind the API's back do it too, so that a test sees their rows
+    /// at once on SQLite as well (PostgreSQL's notices would tell it soon).
+    pub fn forget_reads(&self) {
+        self.state.caches.forget_all();
+    }
+
+    /// Waits until the server's caches are on (on PostgreSQL, once it
+    /// listens for changes).
+    pub async fn caches_on(&self) {
+        for _ in 0..500 {
+            if self.state.caches.users.is_enabled() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the caches never came on");
     }
 
     /// A valid access token for `user`.
@@ -235,7 +256,7 @@ impl TestApp {
         parent: Option<i64>,
         active: bool,
     ) -> division::Model {
-        division::ActiveModel {
+        let division = division::ActiveModel {
             name: Set(name.to_owned()),
             name_folded: Set(roster::domain::fold(name)),
             division_type: Set(if parent.is_some() {
@@ -250,18 +271,22 @@ impl TestApp {
         }
         .insert(self.db())
         .await
-        .unwrap()
+        .unwrap();
+        self.forget_reads();
+        division
     }
 
     pub async fn create_group(&self, name: &str) -> group::Model {
-        group::ActiveModel {
+        let group = group::ActiveModel {
             name: Set(name.to_owned()),
             name_folded: Set(roster::domain::fold(name)),
             ..Default::default()
         }
         .insert(self.db())
         .await
-        .unwrap()
+        .unwrap();
+        self.forget_reads();
+        group
     }
 
     pub async fn add_member(&self, user_id: i64, group_id: i64) {
@@ -272,6 +297,7 @@ impl TestApp {
         .insert(self.db())
         .await
         .unwrap();
+        self.forget_reads();
     }
 }
 

@@ -802,13 +802,10 @@ async fn users_with_division_and_groups_runs_the_same_few_statements_for_any_pag
     db.set_metric_callback(move |_| {
         seen.fetch_add(1, Ordering::SeqCst);
     });
-    let app = spawn_app_over(
-        db,
-        Config::with_database(database_url.clone()),
-        database_url,
-        dir,
-    )
-    .await;
+    // Every statement of each request, none saved by the caches.
+    let mut config = Config::with_database(database_url.clone());
+    config.cache = std::time::Duration::ZERO;
+    let app = spawn_app_over(db, config, database_url, dir).await;
     let fx = fixture_on(app).await;
     for i in 0..110 {
         let new = NewUser {

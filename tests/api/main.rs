@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod browser;
+mod caching;
 mod cli;
 mod data_model;
 mod faults;

@@ -35,6 +35,11 @@ fn roster_command(database_url: &str) -> Command {
     command
         .env("ROSTER_DATABASE_URL", database_url)
         .env("ROSTER_LOG", "info");
+    if database_url.starts_with("sqlite:") {
+        // Nothing tells one process of another's writes to a SQLite file:
+        // several processes on one run without caches (README, operations).
+        command.env("ROSTER_CACHE_SECS", "0");
+    }
     command
 }
 

@@ -1,0 +1,243 @@
+//! The per-process caches of token checks and counts: what they save, and
+//! that a change is seen at once all the same.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use roster::config::Config;
+use sea_orm::{ConnectionTrait, DbBackend};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, fresh_database, spawn_app_over, spawn_app_with};
+
+/// Long enough that only forgetting, never expiry, explains a fresh read.
+const LONG: Duration = Duration::from_secs(600);
+
+const USERS: &str = "{ users(first: 5) { totalCount nodes { username } } }";
+
+/// A server with long-lived caches and a counter of its SQL statements.
+async fn counted_app() -> (TestApp, Arc<AtomicUsize>) {
+    let (database_url, dir) = fresh_database().await;
+    let mut db = roster::startup::connect(&database_url).await.unwrap();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = counter.clone();
+    db.set_metric_callback(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut config = Config::with_database(database_url.clone());
+    config.cache = LONG;
+    let app = spawn_app_over(db, config, database_url, dir).await;
+    (app, counter)
+}
+
+/// Lets PostgreSQL's notices of the setup's writes arrive before a test
+/// counts on a cache hit.
+async fn settle(app: &TestApp) {
+    app.caches_on().await;
+    if app.db().get_database_backend() == DbBackend::Postgres {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn statements(counter: &AtomicUsize, app: &TestApp, token: &str, query: &str) -> Value {
+    counter.store(0, Ordering::SeqCst);
+    let reply = app.gql_as(Some(token), query, Value::Null).await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    json!({ "statements": counter.load(Ordering::SeqCst), "data": reply.body["data"] })
+}
+
+#[tokio::test]
+async fn a_repeated_read_skips_the_token_check_and_the_count_until_a_mutation() {
+    let (app, counter) = counted_app().await;
+    let staff = app.create_user("staff", true, false).await;
+    let token = app.token_for(&staff);
+    settle(&app).await;
+
+    let first = json!({ "totalCount": 1, "nodes": [{ "username": "staff" }] });
+    // token check, count, page
+    assert_eq!(
+        statements(&counter, &app, &token, USERS).await,
+        json!({ "statements": 3, "data": { "users": first } })
+    );
+    // the page only
+    assert_eq!(
+        statements(&counter, &app, &token, USERS).await,
+        json!({ "statements": 1, "data": { "users": first } })
+    );
+    // { __typename } asks the database nothing at all
+    assert_eq!(
+        statements(&counter, &app, &token, "{ __typename }").await,
+        json!({ "statements": 0, "data": { "__typename": "Query" } })
+    );
+
+    let create = "mutation { createUser(input: {username: \"zed\", email: \"zed@example.com\"}) { username } }";
+    assert_eq!(
+        app.gql_as(Some(&token), create, Value::Null).await.body,
+        json!({ "data": { "createUser": { "username": "zed" } } })
+    );
+    // Everything is read again, and the count has the new user.
+    assert_eq!(
+        statements(&counter, &app, &token, USERS).await,
+        json!({ "statements": 3, "data": { "users": {
+            "totalCount": 2,
+            "nodes": [{ "username": "staff" }, { "username": "zed" }]
+        } } })
+    );
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
+    let app = spawn_app_with(|config| config.cache = LONG).await;
+    let root = app.create_user("root", true, true).await;
+    let alice = app.create_user("alice", false, false).await;
+    let bob = app.create_user("bob", false, false).await;
+    let carol = app.create_user("carol", true, false).await;
+    let (root_token, alice_token, bob_token, carol_token) = (
+        app.token_for(&root),
+        app.token_for(&alice),
+        app.token_for(&bob),
+        app.token_for(&carol),
+    );
+    settle(&app).await;
+    // Another user's email is for staff only.
+    let staff_only = format!("{{ user(id: \"{}\") {{ email }} }}", alice.id);
+    for token in [&alice_token, &bob_token] {
+        assert_eq!(
+            app.gql_as(Some(token), "{ __typename }", Value::Null)
+                .await
+                .codes(),
+            Vec::<String>::new()
+        );
+    }
+    assert_eq!(
+        app.gql_as(Some(&carol_token), &staff_only, Value::Null)
+            .await
+            .body,
+        json!({ "data": { "user": { "email": "alice@example.com" } } })
+    );
+
+    // Deactivated by staff: refused on the very next request.
+    let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { isActive } }";
+    let reply = app
+        .gql_as(
+            Some(&root_token),
+            deactivate,
+            json!({ "id": alice.id.to_string() }),
+        )
+        .await;
+    assert_eq!(reply.codes(), Vec::<String>::new());
+    assert_eq!(
+        app.gql_as(Some(&alice_token), "{ __typename }", Value::Null)
+            .await
+            .codes(),
+        vec!["UNAUTHENTICATED"]
+    );
+
+    // A new password: the old token is refused at once.
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+    let reply = app
+        .gql_as(
+            Some(&bob_token),
+            change,
+            json!({ "c": PASSWORD, "n": "Kw9$vT4n!qR-another" }),
+        )
+        .await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    assert_eq!(
+        app.gql_as(Some(&bob_token), "{ __typename }", Value::Null)
+            .await
+            .codes(),
+        vec!["UNAUTHENTICATED"]
+    );
+
+    // No longer staff: the email is forbidden at once.
+    let demote = "mutation($id: ID!) { updateUser(id: $id, input: {isStaff: false}) { isStaff } }";
+    let reply = app
+        .gql_as(
+            Some(&root_token),
+            demote,
+            json!({ "id": carol.id.to_string() }),
+        )
+        .await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    assert_eq!(
+        app.gql_as(Some(&carol_token), &staff_only, Value::Null)
+            .await
+            .codes(),
+        vec!["FORBIDDEN"]
+    );
+}
+
+/// A change made behind the server's back (another process, plain SQL):
+/// on PostgreSQL its notice reaches the caches, however long they keep
+/// entries; on SQLite, where one process serves a file, it is seen once the
+/// entries expire (a second by default).
+#[tokio::test]
+async fn a_change_made_elsewhere_reaches_the_caches() {
+    let (database_url, _dir) = fresh_database().await;
+    let postgres = database_url.starts_with("postgres");
+    let app = crate::helpers::spawn_app_on(database_url, _dir, |config| {
+        if postgres {
+            config.cache = LONG;
+        }
+    })
+    .await;
+    let root = app.create_user("root", true, true).await;
+    let alice = app.create_user("alice", false, false).await;
+    let (root_token, alice_token) = (app.token_for(&root), app.token_for(&alice));
+    settle(&app).await;
+    let active = "{ users(filter: {isActive: true}) { totalCount } }";
+    assert_eq!(
+        app.gql_as(Some(&root_token), active, Value::Null)
+            .await
+            .body,
+        json!({ "data": { "users": { "totalCount": 2 } } })
+    );
+    assert_eq!(
+        app.gql_as(Some(&alice_token), "{ __typename }", Value::Null)
+            .await
+            .codes(),
+        Vec::<String>::new()
+    );
+
+    let elsewhere = roster::startup::connect(&app.database_url).await.unwrap();
+    elsewhere
+        .execute_unprepared(&format!(
+            "UPDATE users SET is_active = false WHERE id = {}",
+            alice.id
+        ))
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    let bound = if postgres {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_millis(1500)
+    };
+    loop {
+        let refused = app
+            .gql_as(Some(&alice_token), "{ __typename }", Value::Null)
+            .await
+            .codes()
+            == vec!["UNAUTHENTICATED"];
+        let count = app
+            .gql_as(Some(&root_token), active, Value::Null)
+            .await
+            .body;
+        if refused && count == json!({ "data": { "users": { "totalCount": 1 } } }) {
+            break;
+        }
+        assert!(
+            changed.elapsed() < bound,
+            "still stale after {:?}: {count}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
