@@ -3,8 +3,8 @@
 # `roster demo-data`, serves it, logs in as the demo superuser and drives
 # Q1 (a filtered, counted page with division and groups), Q2 (one user by id,
 # ids rotating over a fixed set) and Q3 ({ __typename }) with wrk, then prints
-# req/s, p50, p99, errors and the server's peak RSS. Loopback only; it stops
-# what it starts. See bench/README.md for how to read the figures.
+# req/s, p50, p99, errors, the server's peak RSS and the SQL statements
+# each query runs. Loopback only; it stops what it starts. See bench/README.md for how to read the figures.
 #
 #   bench/run.sh [USERS]                      # SQLite, USERS defaults to 100000
 #   ROSTER_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
@@ -60,14 +60,57 @@ wrk_script() {
   } > "$WORK/script.lua"
 }
 
+post() {  # token, document: the reply's body
+  curl -s -H "authorization: Bearer $1" -H 'content-type: application/json' \
+    -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$2")" "http://127.0.0.1:$PORT/graphql"
+}
+
+start_server() {  # database URL, then extra environment (NAME=VALUE ...)
+  local url=$1; shift
+  env ROSTER_LOG=warn "$@" "$BIN" serve --bind "127.0.0.1:$PORT" --database-url "$url" >"$WORK/serve.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+  TOKEN=$(curl -s -H 'content-type: application/json' \
+    -d '{"query":"mutation { login(input: {username: \"admin\", password: \"roster-demo-password\"}) { accessToken } }"}' \
+    "http://127.0.0.1:$PORT/graphql" | json_field '["data"]["login"]["accessToken"]')
+}
+
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+# SQL statements one request runs: on a server that logs each statement
+# (ROSTER_LOG=roster::sql=trace), the lines one request adds: "first" for
+# the document's first request (its count not cached yet, the token checked
+# by the login's), "again" for the same document at once after it.
+count_statements() {  # database URL
+  local url=$1 label document before first again
+  start_server "$url" ROSTER_LOG=warn,roster::sql=trace
+  sleep 0.5  # on PostgreSQL the caches come on once the server listens
+  for label in Q1 Q2 Q3; do
+    case $label in
+      Q1) document=$Q1 ;;
+      Q2) document="{ user(id: \"2\") { id username email division { name } groups { name } } }" ;;
+      Q3) document=$Q3 ;;
+    esac
+    before=$(grep -c 'statement: ' "$WORK/serve.log" || true)
+    post "$TOKEN" "$document" >/dev/null
+    first=$(( $(grep -c 'statement: ' "$WORK/serve.log" || true) - before ))
+    before=$((before + first))
+    post "$TOKEN" "$document" >/dev/null
+    again=$(( $(grep -c 'statement: ' "$WORK/serve.log" || true) - before ))
+    printf '| %-4s | %-10s | SQL statements per request: %s first, %s again |\n' "$label" "$DATABASE" "$first" "$again"
+  done
+  stop_server
+}
+
 measure() {  # label, then documents
   local label=$1; shift
   wrk_script "$TOKEN" "$@"
   # Every document must answer without GraphQL errors before it is timed.
   for document in "$@"; do
     local reply
-    reply=$(curl -s -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-      -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$document")" "http://127.0.0.1:$PORT/graphql")
+    reply=$(post "$TOKEN" "$document")
     if echo "$reply" | grep -q '"errors"'; then echo "bench: $label answered with errors: $reply" >&2; exit 1; fi
   done
   wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
@@ -77,27 +120,26 @@ measure() {  # label, then documents
   printf '| %-4s | %-10s | %9s | %8s | %8s | %6s |\n' "$label" "$DATABASE" "$rps" "$p50" "$p99" "$errors"
 }
 
+Q1='{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field: ID}], first: 50) { totalCount nodes { id username email division { name } groups { name } } } }'
+Q3='{ __typename }'
+
 run() {  # database label, database URL
   DATABASE=$1; local url=$2
   echo "bench: $DATABASE: demo-data --users $USERS" >&2
   ROSTER_LOG=warn "$BIN" demo-data --users "$USERS" --seed 1 --database-url "$url" >&2
-  ROSTER_LOG=warn "$BIN" serve --bind "127.0.0.1:$PORT" --database-url "$url" >"$WORK/serve.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-  TOKEN=$(curl -s -H 'content-type: application/json' \
-    -d '{"query":"mutation { login(input: {username: \"admin\", password: \"roster-demo-password\"}) { accessToken } }"}' \
-    "http://127.0.0.1:$PORT/graphql" | json_field '["data"]["login"]["accessToken"]')
-  measure Q1 '{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field: ID}], first: 50) { totalCount nodes { id username email division { name } groups { name } } } }'
+  start_server "$url"
+  measure Q1 "$Q1"
   local q2=()
   for id in $(seq 2 97 $((USERS < 10000 ? USERS : 10000))); do
     q2+=("{ user(id: \"$id\") { id username email division { name } groups { name } } }")
   done
   measure Q2 "${q2[@]}"
-  measure Q3 '{ __typename }'
+  measure Q3 "$Q3"
   local peak
   peak=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")
   printf '| peak RSS of roster on %s: %s MiB |\n' "$DATABASE" "$peak"
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  stop_server
+  count_statements "$url"
 }
 
 echo "| work | database   |     req/s | p50 (ms) | p99 (ms) | errors |"

@@ -46,12 +46,26 @@ pub async fn connect_pool(url: &str, size: u32) -> anyhow::Result<DatabaseConnec
                 // case-insensitive lookups use the folded columns.
                 .pragma("case_sensitive_like", "ON")
         });
-    Database::connect(options).await.map_err(|e| {
+    let mut db = Database::connect(options).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to the database (ROSTER_DATABASE_URL): {}",
             one_line(&e)
         )
-    })
+    })?;
+    // `ROSTER_LOG=warn,roster::sql=trace` logs every statement (bench/run.sh
+    // counts them); otherwise nothing is hooked in.
+    if tracing::enabled!(target: "roster::sql", tracing::Level::TRACE) {
+        db.set_metric_callback(|info| {
+            tracing::trace!(
+                target: "roster::sql",
+                elapsed = ?info.elapsed,
+                failed = info.failed,
+                "statement: {}",
+                info.statement.sql
+            );
+        });
+    }
+    Ok(db)
 }
 
 fn one_line(error: &dyn std::fmt::Display) -> String {

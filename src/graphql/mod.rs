@@ -5,6 +5,7 @@ mod filters;
 mod forget_reads;
 pub mod fuzzing;
 pub mod guards;
+pub mod hot_paths;
 mod inputs;
 pub mod limits;
 mod listing;
