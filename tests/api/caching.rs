@@ -10,11 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use roster::config::Config;
 use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, fresh_database, spawn_app_over, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, fresh_database, spawn_app_with, spawn_counted_app};
 
 /// Long enough that only forgetting, never expiry, explains a fresh read.
 const LONG: Duration = Duration::from_secs(600);
@@ -23,17 +22,7 @@ const USERS: &str = "{ users(first: 5) { totalCount nodes { username } } }";
 
 /// A server with long-lived caches and a counter of its SQL statements.
 async fn counted_app() -> (TestApp, Arc<AtomicUsize>) {
-    let (database_url, dir) = fresh_database().await;
-    let mut db = roster::startup::connect(&database_url).await.unwrap();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let seen = counter.clone();
-    db.set_metric_callback(move |_| {
-        seen.fetch_add(1, Ordering::SeqCst);
-    });
-    let mut config = Config::with_database(database_url.clone());
-    config.cache = LONG;
-    let app = spawn_app_over(db, config, database_url, dir).await;
-    (app, counter)
+    spawn_counted_app(|config| config.cache = LONG).await
 }
 
 /// Lets PostgreSQL's notices of the setup's writes arrive before a test

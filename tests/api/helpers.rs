@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -59,6 +62,22 @@ pub async fn spawn_app_on(
         .await
         .expect("database");
     spawn_app_over(db, config, database_url, dir).await
+}
+
+/// Starts roster, changed by `configure`, with a counter of the SQL
+/// statements it runs.
+pub async fn spawn_counted_app(configure: impl FnOnce(&mut Config)) -> (TestApp, Arc<AtomicUsize>) {
+    let (database_url, dir) = fresh_database().await;
+    let mut db = roster::startup::connect(&database_url).await.unwrap();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let seen = counter.clone();
+    db.set_metric_callback(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut config = Config::with_database(database_url.clone());
+    configure(&mut config);
+    let app = spawn_app_over(db, config, database_url, dir).await;
+    (app, counter)
 }
 
 /// Starts roster over a connection the test made (to hook a statement

@@ -2,21 +2,17 @@
 //! and the statement count, on a handmade data set with exact expectations.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::atomic::Ordering;
 
 use entity::user;
 use roster::{
-    config::Config,
     domain::{Email, Username},
     services::users::{self, NewUser},
 };
 use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, fresh_database, spawn_app, spawn_app_over};
+use crate::helpers::{Reply, TestApp, spawn_app, spawn_counted_app};
 
 /// username, first, last, email, phone, staff
 type Person = (
@@ -795,17 +791,8 @@ async fn group_and_division_members_are_for_staff_only() {
 /// The statement count of one `users` request does not grow with the page.
 #[tokio::test]
 async fn users_with_division_and_groups_runs_the_same_few_statements_for_any_page_size() {
-    let (database_url, dir) = fresh_database().await;
-    let mut db = roster::startup::connect(&database_url).await.unwrap();
-    let counter = Arc::new(AtomicUsize::new(0));
-    let seen = counter.clone();
-    db.set_metric_callback(move |_| {
-        seen.fetch_add(1, Ordering::SeqCst);
-    });
     // Every statement of each request, none saved by the caches.
-    let mut config = Config::with_database(database_url.clone());
-    config.cache = std::time::Duration::ZERO;
-    let app = spawn_app_over(db, config, database_url, dir).await;
+    let (app, counter) = spawn_counted_app(|config| config.cache = std::time::Duration::ZERO).await;
     let fx = fixture_on(app).await;
     for i in 0..110 {
         let new = NewUser {
