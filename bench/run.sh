@@ -90,7 +90,7 @@ count_statements() {  # database URL
   for label in Q1 Q2 Q3; do
     case $label in
       Q1) document=$Q1 ;;
-      Q2) document="{ user(id: \"2\") { id username email division { name } groups { name } } }" ;;
+      Q2) document=$(q2 2) ;;
       Q3) document=$Q3 ;;
     esac
     before=$(grep -c 'statement: ' "$WORK/serve.log" || true)
@@ -122,6 +122,7 @@ measure() {  # label, then documents
 
 Q1='{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field: ID}], first: 50) { totalCount nodes { id username email division { name } groups { name } } } }'
 Q3='{ __typename }'
+q2() { echo "{ user(id: \"$1\") { id username email division { name } groups { name } } }"; }
 
 run() {  # database label, database URL
   DATABASE=$1; local url=$2
@@ -131,7 +132,7 @@ run() {  # database label, database URL
   measure Q1 "$Q1"
   local q2=()
   for id in $(seq 2 97 $((USERS < 10000 ? USERS : 10000))); do
-    q2+=("{ user(id: \"$id\") { id username email division { name } groups { name } } }")
+    q2+=("$(q2 "$id")")
   done
   measure Q2 "${q2[@]}"
   measure Q3 "$Q3"

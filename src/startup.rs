@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbBackend,
-    sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+    sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions},
 };
 use tokio::net::TcpListener;
 
@@ -122,30 +122,33 @@ async fn listen_for_changes(options: PgConnectOptions, caches: Arc<ReadCaches>) 
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options);
     loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => {
-                if listener.listen(CHANGES_CHANNEL).await.is_ok() {
-                    caches.set_enabled(true);
-                    loop {
-                        match listener.try_recv().await {
-                            Ok(Some(notice)) => match notice.payload().parse::<i64>() {
-                                Ok(id) => caches.user_changed(id),
-                                Err(_) => caches.counts.forget_all(),
-                            },
-                            // Reconnected: what was sent meanwhile is lost.
-                            Ok(None) => caches.forget_all(),
-                            Err(error) => {
-                                tracing::warn!(%error, "stopped listening for changes");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot listen for changes"),
-        }
+        let error = listen(&pool, &caches).await;
         caches.set_enabled(false);
+        tracing::warn!(%error, "not listening for changes; caches off, retrying in 1 s");
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Listens, with the caches on, until the connection fails for good.
+async fn listen(pool: &PgPool, caches: &ReadCaches) -> sea_orm::sqlx::Error {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(error) => return error,
+    };
+    if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
+        return error;
+    }
+    caches.set_enabled(true);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notice)) => match notice.payload().parse::<i64>() {
+                Ok(id) => caches.user_changed(id),
+                Err(_) => caches.counts.forget_all(),
+            },
+            // Reconnected: what was sent meanwhile is lost.
+            Ok(None) => caches.forget_all(),
+            Err(error) => return error,
+        }
     }
 }
 

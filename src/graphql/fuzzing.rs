@@ -2,12 +2,11 @@
 //! without the schema's help: the cursor decoder and the filter compiler.
 //! `fuzz/` drives it with cargo-fuzz; a unit test drives it over seeds.
 use async_graphql::InputType;
-use entity::user;
-use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+use sea_orm::DbBackend;
 
 use super::{
-    filters,
-    inputs::{UserFilter, UserOrder},
+    hot_paths::{parse_user_filter, user_filter_sql},
+    inputs::UserOrder,
     listing::user_keys,
     pagination::decode_cursor,
 };
@@ -21,19 +20,15 @@ pub fn cursor_and_filter(data: &[u8]) {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let Ok(value) = async_graphql::Value::from_json(json.clone()) else {
-        return;
-    };
-    if let Ok(orders) = <Vec<UserOrder>>::parse(Some(value.clone())) {
+    if let Ok(value) = async_graphql::Value::from_json(json.clone())
+        && let Ok(orders) = <Vec<UserOrder>>::parse(Some(value))
+    {
         let keys = user_keys(&orders);
         let _ = decode_cursor(&keys, &text, "after");
     }
-    if let Ok(filter) = UserFilter::parse(Some(value))
-        && let Ok(condition) = filters::user_condition(&filter)
-    {
-        let query = user::Entity::find().filter(condition);
+    if let Some(filter) = parse_user_filter(json) {
         for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            let _ = query.clone().build(backend).to_string();
+            let _ = user_filter_sql(&filter, backend);
         }
     }
 }

@@ -169,9 +169,9 @@ async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
 /// entries expire (a second by default).
 #[tokio::test]
 async fn a_change_made_elsewhere_reaches_the_caches() {
-    let (database_url, _dir) = fresh_database().await;
+    let (database_url, dir) = fresh_database().await;
     let postgres = database_url.starts_with("postgres");
-    let app = crate::helpers::spawn_app_on(database_url, _dir, |config| {
+    let app = crate::helpers::spawn_app_on(database_url, dir, |config| {
         if postgres {
             config.cache = LONG;
         }
