@@ -156,14 +156,8 @@ where
 {
     let statement = select.build(state.db.get_database_backend());
     let key = format!("{}\n{:?}", statement.sql, statement.values);
-    let counts = &state.caches.counts;
-    if let Some(total) = counts.get(&key) {
-        return Ok(total);
-    }
-    let ticket = counts.ticket();
-    let total = pagination::count(&state.db, select.clone()).await?;
-    counts.store(ticket, key, total);
-    Ok(total)
+    let count = pagination::count(&state.db, select.clone());
+    state.caches.counts.get_or_load(key, count).await
 }
 
 fn require_viewer(ctx: &Context<'_>) -> Result<(), Error> {

@@ -11,20 +11,25 @@
 //! - on PostgreSQL, triggers notify every process of each change to users,
 //!   memberships, groups and divisions (`startup::listen_for_changes`), and
 //!   caching is off whenever that listener is not connected;
-//! - a read that started before a forget does not store what it read: each
-//!   forget moves the generation on, and [`ReadCache::store`] keeps an entry
-//!   only if the generation is still the one its [`Ticket`] saw.
+//! - forgetting removes the entry itself, loaded or still loading: a request
+//!   that comes after the forget starts a load of its own, so it never sees
+//!   what was read before the change.
+//!
+//! Requests that miss the same key at the same moment share one load: when
+//! an entry expires under load, one query runs, not one per request.
 use std::{
     collections::HashMap,
+    future::Future,
     hash::Hash,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use entity::user;
+use tokio::sync::OnceCell;
 
 /// Entries beyond this are not worth keeping: the cache empties and fills
 /// again.
@@ -32,8 +37,8 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// Both caches, switched on and off together.
 pub struct ReadCaches {
-    /// Users by id, for token checks.
-    pub users: ReadCache<i64, Arc<user::Model>>,
+    /// Users by id, for token checks (`None`: no such user).
+    pub users: ReadCache<i64, Option<Arc<user::Model>>>,
     /// `totalCount`s, by the SQL and values of their count.
     pub counts: ReadCache<String, i64>,
 }
@@ -69,84 +74,68 @@ impl ReadCaches {
 pub struct ReadCache<K, V> {
     ttl: Duration,
     enabled: AtomicBool,
-    generation: AtomicU64,
-    entries: Mutex<HashMap<K, Entry<V>>>,
+    entries: Mutex<HashMap<K, Arc<Entry<V>>>>,
 }
 
+/// A value, loaded once by whichever request asked first.
 struct Entry<V> {
-    value: V,
-    stored: Instant,
+    value: OnceCell<V>,
+    created: Instant,
 }
-
-/// Taken before reading from the database; see [`ReadCache::store`].
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
 
 impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     pub fn new(ttl: Duration, enabled: bool) -> Self {
-        Self {
+        let cache = Self {
             ttl,
-            enabled: AtomicBool::new(enabled && !ttl.is_zero()),
-            generation: AtomicU64::new(0),
+            enabled: AtomicBool::new(false),
             entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The value of `key`, if stored less than `ttl` ago and not forgotten.
-    pub fn get(&self, key: &K) -> Option<V> {
-        if !self.enabled.load(Ordering::Acquire) {
-            return None;
-        }
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(key)
-            .filter(|entry| entry.stored.elapsed() < self.ttl)
-            .map(|entry| entry.value.clone())
+        };
+        cache.set_enabled(enabled);
+        cache
     }
 
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Acquire)
     }
 
-    pub fn ticket(&self) -> Ticket {
-        Ticket(self.generation.load(Ordering::Acquire))
+    /// The value of `key`: cached if loaded less than `ttl` ago and not
+    /// forgotten since, else what `load` gives (an error is not kept).
+    pub async fn get_or_load<E>(
+        &self,
+        key: K,
+        load: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, E> {
+        if !self.is_enabled() {
+            return load.await;
+        }
+        let entry = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(&key) {
+                Some(entry) if entry.created.elapsed() < self.ttl => Arc::clone(entry),
+                _ => {
+                    if entries.len() >= MAX_ENTRIES {
+                        entries.clear();
+                    }
+                    let entry = Arc::new(Entry {
+                        value: OnceCell::new(),
+                        created: Instant::now(),
+                    });
+                    entries.insert(key, Arc::clone(&entry));
+                    entry
+                }
+            }
+        };
+        entry.value.get_or_try_init(|| load).await.cloned()
     }
 
-    /// Keeps `value`, read from the database after `ticket` was taken, unless
-    /// something was forgotten in between (what was read may be stale).
-    pub fn store(&self, ticket: Ticket, key: K, value: V) {
-        if !self.enabled.load(Ordering::Acquire) {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        // Checked under the lock: a forget moves the generation on and then
-        // takes the lock, so either it removes this entry or this check
-        // sees the new generation.
-        if self.generation.load(Ordering::Acquire) != ticket.0 {
-            return;
-        }
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(
-            key,
-            Entry {
-                value,
-                stored: Instant::now(),
-            },
-        );
-    }
-
-    /// Forgets `key`, and any read (of any key) in flight.
+    /// Forgets `key`, loaded or loading.
     pub fn forget(&self, key: &K) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.remove(key);
     }
 
     /// Forgets everything.
     pub fn forget_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.clear();
     }
@@ -161,62 +150,118 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
 
 #[cfg(test)]
 mod tests {
+    use std::{convert::Infallible, sync::atomic::AtomicUsize};
+
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
-    #[test]
-    fn keeps_what_it_stores_until_forgotten() {
-        let cache = ReadCache::new(MINUTE, true);
-        cache.store(cache.ticket(), 1, "one");
-        cache.store(cache.ticket(), 2, "two");
-        assert_eq!(cache.get(&1), Some("one"));
-        cache.forget(&1);
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&2), Some("two"));
-        cache.forget_all();
-        assert_eq!(cache.get(&2), None);
+    /// A cache of strings with a counter of the loads it ran.
+    struct Counted {
+        cache: ReadCache<i64, String>,
+        loads: AtomicUsize,
     }
 
-    #[test]
-    fn a_read_that_raced_a_forget_is_not_kept() {
-        let cache = ReadCache::new(MINUTE, true);
-        let ticket = cache.ticket();
-        cache.forget(&7);
-        cache.store(ticket, 1, "stale");
-        assert_eq!(cache.get(&1), None);
-        cache.store(cache.ticket(), 1, "fresh");
-        assert_eq!(cache.get(&1), Some("fresh"));
+    impl Counted {
+        fn new(ttl: Duration, enabled: bool) -> Self {
+            Self {
+                cache: ReadCache::new(ttl, enabled),
+                loads: AtomicUsize::new(0),
+            }
+        }
+
+        async fn get(&self, key: i64, value: &str) -> String {
+            let load = async {
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Ok::<_, Infallible>(value.to_owned())
+            };
+            match self.cache.get_or_load(key, load).await {
+                Ok(value) => value,
+                Err(never) => match never {},
+            }
+        }
+
+        fn loads(&self) -> usize {
+            self.loads.load(Ordering::SeqCst)
+        }
     }
 
-    #[test]
-    fn entries_expire_and_a_disabled_cache_keeps_nothing() {
-        let cache = ReadCache::new(Duration::from_millis(1), true);
-        cache.store(cache.ticket(), 1, "one");
-        std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(cache.get(&1), None);
-
-        let off = ReadCache::new(Duration::ZERO, true);
-        off.store(off.ticket(), 1, "one");
-        assert_eq!(off.get(&1), None);
-
-        let cache = ReadCache::new(MINUTE, false);
-        cache.store(cache.ticket(), 1, "one");
-        assert_eq!(cache.get(&1), None);
-        cache.set_enabled(true);
-        cache.store(cache.ticket(), 1, "one");
-        assert_eq!(cache.get(&1), Some("one"));
-        cache.set_enabled(false);
-        assert_eq!(cache.get(&1), None);
+    #[tokio::test]
+    async fn keeps_what_it_loaded_until_forgotten() {
+        let c = Counted::new(MINUTE, true);
+        assert_eq!(c.get(1, "one").await, "one");
+        assert_eq!(c.get(2, "two").await, "two");
+        assert_eq!(c.get(1, "other").await, "one");
+        assert_eq!(c.loads(), 2);
+        c.cache.forget(&1);
+        assert_eq!(c.get(1, "new").await, "new");
+        assert_eq!(c.get(2, "other").await, "two");
+        c.cache.forget_all();
+        assert_eq!(c.get(2, "new").await, "new");
+        assert_eq!(c.loads(), 4);
     }
 
-    #[test]
-    fn a_user_change_forgets_that_user_and_every_count() {
+    #[tokio::test]
+    async fn requests_that_miss_together_share_one_load() {
+        let c = Arc::new(Counted::new(MINUTE, true));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let c = Arc::clone(&c);
+                tokio::spawn(async move { c.get(1, "one").await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.ok().as_deref(), Some("one"));
+        }
+        assert_eq!(c.loads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_load_in_flight_when_forgotten_serves_nobody_after() {
+        let c = Counted::new(MINUTE, true);
+        let stale = c.get(1, "stale");
+        tokio::pin!(stale);
+        // Start the load, then forget while it runs.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), &mut stale)
+                .await
+                .is_err()
+        );
+        c.cache.forget_all();
+        assert_eq!(stale.await, "stale");
+        assert_eq!(c.get(1, "fresh").await, "fresh");
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_a_disabled_cache_keeps_nothing() {
+        let c = Counted::new(Duration::from_millis(1), true);
+        c.get(1, "one").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(c.get(1, "two").await, "two");
+
+        let off = Counted::new(Duration::ZERO, true);
+        off.get(1, "one").await;
+        assert_eq!(off.get(1, "two").await, "two");
+
+        let c = Counted::new(MINUTE, false);
+        c.get(1, "one").await;
+        assert_eq!(c.get(1, "two").await, "two");
+        c.cache.set_enabled(true);
+        c.get(1, "three").await;
+        assert_eq!(c.get(1, "four").await, "three");
+        c.cache.set_enabled(false);
+        assert_eq!(c.get(1, "five").await, "five");
+    }
+
+    #[tokio::test]
+    async fn a_user_change_forgets_that_user_and_every_count() {
         let caches = ReadCaches::new(MINUTE, true);
-        caches
-            .counts
-            .store(caches.counts.ticket(), "count".to_owned(), 5);
+        let count = |n| async move { Ok::<_, Infallible>(n) };
+        let key = || "count".to_owned();
+        assert_eq!(caches.counts.get_or_load(key(), count(5)).await, Ok(5));
+        assert_eq!(caches.counts.get_or_load(key(), count(6)).await, Ok(5));
         caches.user_changed(3);
-        assert_eq!(caches.counts.get(&"count".to_owned()), None);
+        assert_eq!(caches.counts.get_or_load(key(), count(7)).await, Ok(7));
     }
 }

@@ -79,7 +79,7 @@ impl TokenKeys {
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     keys: &TokenKeys,
-    cache: &ReadCache<i64, Arc<user::Model>>,
+    cache: &ReadCache<i64, Option<Arc<user::Model>>>,
     token: &str,
 ) -> Result<Arc<user::Model>> {
     let claims = keys.verify(token)?;
@@ -87,17 +87,8 @@ pub async fn authenticate(
         .sub
         .parse()
         .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))?;
-    let user = match cache.get(&id) {
-        Some(user) => Some(user),
-        None => {
-            let ticket = cache.ticket();
-            let user = user::Entity::find_by_id(id).one(db).await?.map(Arc::new);
-            if let Some(user) = &user {
-                cache.store(ticket, id, Arc::clone(user));
-            }
-            user
-        }
-    };
+    let load = async { Ok::<_, Error>(user::Entity::find_by_id(id).one(db).await?.map(Arc::new)) };
+    let user = cache.get_or_load(id, load).await?;
     match user {
         Some(user) if user.is_active && user.token_version == claims.ver => Ok(user),
         _ => Err(Error::Unauthenticated(INVALID_TOKEN)),
