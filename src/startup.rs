@@ -143,7 +143,9 @@ async fn listen(pool: &PgPool, caches: &ReadCaches) -> sea_orm::sqlx::Error {
         match listener.try_recv().await {
             Ok(Some(notice)) => match notice.payload().parse::<i64>() {
                 Ok(id) => caches.user_changed(id),
-                Err(_) => caches.counts.forget_all(),
+                // A user added (perhaps one asked for before it existed),
+                // or a membership, group or division changed.
+                Err(_) => caches.forget_all(),
             },
             // Reconnected: what was sent meanwhile is lost.
             Ok(None) => caches.forget_all(),

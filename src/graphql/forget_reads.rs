@@ -1,6 +1,7 @@
 //! After a mutation, this process forgets every cached read (the users
-//! behind tokens, list counts): whatever it changed is seen by the very next
-//! request. Forgetting happens when the execution ends or is dropped (a
+//! behind tokens, list counts, divisions, groups): whatever it changed is
+//! seen by the very next request. The mutation itself reads past the caches,
+//! so what it returns shows what it changed. Forgetting happens when the execution ends or is dropped (a
 //! deadline), so a committed change is never left behind a stale entry.
 use std::sync::{
     Arc,
@@ -13,6 +14,7 @@ use async_graphql::{
     parser::types::{ExecutableDocument, OperationType},
 };
 
+use super::loaders::Loaders;
 use crate::services::read_cache::ReadCaches;
 
 pub struct ForgetReads(pub Arc<ReadCaches>);
@@ -55,6 +57,9 @@ impl Extension for PerRequest {
             .iter()
             .any(|(_, operation)| operation.node.ty == OperationType::Mutation);
         self.mutates.store(mutates, Ordering::Relaxed);
+        if mutates && let Some(loaders) = ctx.data_opt::<Loaders>() {
+            loaders.bypass_caches();
+        }
         Ok(document)
     }
 

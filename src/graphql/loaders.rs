@@ -1,6 +1,12 @@
 //! DataLoaders: every nested lookup of one request is batched into one query
 //! per kind, so a page of N users costs the same number of statements as one.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use async_graphql::{
     Context, ErrorExtensions,
@@ -11,7 +17,10 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
 };
 
-use crate::error::Error;
+use crate::{
+    error::Error,
+    services::{read_cache::ReadCaches, tokens},
+};
 
 type LoadResult<V> = Result<HashMap<i64, V>, async_graphql::Error>;
 
@@ -19,60 +28,106 @@ fn failed(error: sea_orm::DbErr) -> async_graphql::Error {
     Error::from(error).extend()
 }
 
+/// What the loaders of one request read from: the database, and the
+/// process's read caches unless the operation is a mutation.
+pub struct Source {
+    db: DatabaseConnection,
+    caches: Arc<ReadCaches>,
+    /// Off for a mutation: what it returns must show what it changed, and
+    /// the caches are only forgotten when it ends.
+    cached: AtomicBool,
+}
+
+impl Source {
+    /// The caches, if this request may use them.
+    fn caches(&self) -> Option<&ReadCaches> {
+        self.cached.load(Ordering::Relaxed).then_some(&*self.caches)
+    }
+}
+
 /// Divisions by id.
-pub struct DivisionById(DatabaseConnection);
+pub struct DivisionById(Arc<Source>);
 
 impl Loader<i64> for DivisionById {
     type Value = Arc<division::Model>;
     type Error = async_graphql::Error;
 
     async fn load(&self, ids: &[i64]) -> LoadResult<Self::Value> {
-        let rows = division::Entity::find()
-            .filter(division::Column::Id.is_in(ids.iter().copied()))
-            .all(&self.0)
-            .await
-            .map_err(failed)?;
-        Ok(rows.into_iter().map(|d| (d.id, Arc::new(d))).collect())
+        let load = |ids: Vec<i64>| divisions_by_id(&self.0.db, ids);
+        let found = match self.0.caches() {
+            Some(caches) => caches.divisions.get_or_load_many(ids, load).await?,
+            None => load(ids.to_vec()).await?,
+        };
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, division)| Some((id, division?)))
+            .collect())
     }
 }
 
+async fn divisions_by_id(
+    db: &DatabaseConnection,
+    ids: Vec<i64>,
+) -> LoadResult<Option<Arc<division::Model>>> {
+    let rows = division::Entity::find()
+        .filter(division::Column::Id.is_in(ids))
+        .all(db)
+        .await
+        .map_err(failed)?;
+    Ok(rows
+        .into_iter()
+        .map(|d| (d.id, Some(Arc::new(d))))
+        .collect())
+}
+
 /// The groups of each user, by user id, ordered by name.
-pub struct GroupsByUser(DatabaseConnection);
+pub struct GroupsByUser(Arc<Source>);
 
 impl Loader<i64> for GroupsByUser {
     type Value = Arc<Vec<group::Model>>;
     type Error = async_graphql::Error;
 
     async fn load(&self, user_ids: &[i64]) -> LoadResult<Self::Value> {
-        let rows: Vec<(i64, i64, String, String)> = membership::Entity::find()
-            .select_only()
-            .column(membership::Column::UserId)
-            .column(group::Column::Id)
-            .column(group::Column::Name)
-            .column(group::Column::NameFolded)
-            .join(JoinType::InnerJoin, membership::Relation::Group.def())
-            .filter(membership::Column::UserId.is_in(user_ids.iter().copied()))
-            .into_tuple()
-            .all(&self.0)
-            .await
-            .map_err(failed)?;
-        let mut by_user: HashMap<i64, Vec<group::Model>> =
-            user_ids.iter().map(|&id| (id, Vec::new())).collect();
-        for (user_id, id, name, name_folded) in rows {
-            by_user.entry(user_id).or_default().push(group::Model {
-                id,
-                name,
-                name_folded,
-            });
+        let load = |user_ids: Vec<i64>| groups_of_users(&self.0.db, user_ids);
+        match self.0.caches() {
+            Some(caches) => caches.groups_by_user.get_or_load_many(user_ids, load).await,
+            None => load(user_ids.to_vec()).await,
         }
-        Ok(by_user
-            .into_iter()
-            .map(|(user_id, mut groups)| {
-                groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
-                (user_id, Arc::new(groups))
-            })
-            .collect())
     }
+}
+
+async fn groups_of_users(
+    db: &DatabaseConnection,
+    user_ids: Vec<i64>,
+) -> LoadResult<Arc<Vec<group::Model>>> {
+    let rows: Vec<(i64, i64, String, String)> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::UserId)
+        .column(group::Column::Id)
+        .column(group::Column::Name)
+        .column(group::Column::NameFolded)
+        .join(JoinType::InnerJoin, membership::Relation::Group.def())
+        .filter(membership::Column::UserId.is_in(user_ids.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(failed)?;
+    let mut by_user: HashMap<i64, Vec<group::Model>> =
+        user_ids.iter().map(|&id| (id, Vec::new())).collect();
+    for (user_id, id, name, name_folded) in rows {
+        by_user.entry(user_id).or_default().push(group::Model {
+            id,
+            name,
+            name_folded,
+        });
+    }
+    Ok(by_user
+        .into_iter()
+        .map(|(user_id, mut groups)| {
+            groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
+            (user_id, Arc::new(groups))
+        })
+        .collect())
 }
 
 /// The number of members of each group, by group id.
@@ -100,23 +155,30 @@ impl Loader<i64> for MemberCountByGroup {
 }
 
 /// The loaders of one request, each with a cache that lives as long as the
-/// request: made fresh for each, so nothing is cached across requests.
+/// request: made fresh for each. Across requests, only the process's read
+/// caches (with their expiry and invalidation) keep divisions and groups.
 pub struct Loaders {
+    source: Arc<Source>,
     pub division_by_id: DataLoader<DivisionById, HashMapCache>,
     pub groups_by_user: DataLoader<GroupsByUser, HashMapCache>,
     pub member_count_by_group: DataLoader<MemberCountByGroup, HashMapCache>,
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection) -> Self {
+    pub fn new(db: &DatabaseConnection, caches: &Arc<ReadCaches>) -> Self {
+        let source = Arc::new(Source {
+            db: db.clone(),
+            caches: Arc::clone(caches),
+            cached: AtomicBool::new(true),
+        });
         Self {
             division_by_id: DataLoader::with_cache(
-                DivisionById(db.clone()),
+                DivisionById(Arc::clone(&source)),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
             groups_by_user: DataLoader::with_cache(
-                GroupsByUser(db.clone()),
+                GroupsByUser(Arc::clone(&source)),
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -125,7 +187,22 @@ impl Loaders {
                 tokio::spawn,
                 HashMapCache::default(),
             ),
+            source,
         }
+    }
+
+    /// The user `id`, through the users cache when this request may use it.
+    pub async fn user(&self, id: i64) -> Result<Option<Arc<user::Model>>, Error> {
+        let load = tokens::user_by_id(&self.source.db, id);
+        match self.source.caches() {
+            Some(caches) => caches.users.get_or_load(id, load).await,
+            None => load.await,
+        }
+    }
+
+    /// From now on, reads only from the database (for a mutation).
+    pub fn bypass_caches(&self) {
+        self.source.cached.store(false, Ordering::Relaxed);
     }
 
     /// Loads, in one batch per level, what the selection will ask of these

@@ -1,5 +1,5 @@
 use async_graphql::{Context, ErrorExtensions, ID, Object, ResultExt};
-use entity::{division, group, user};
+use entity::{division, group};
 use sea_orm::{Condition, EntityTrait};
 
 use super::{
@@ -8,6 +8,7 @@ use super::{
     guards::{require_user, viewer},
     inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
     listing::{self, UserListArgs},
+    loaders::loaders,
     pagination::PageArgs,
     parse_id, state,
     types::{Division, Group, User},
@@ -35,13 +36,9 @@ impl Query {
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         require_user(ctx).extend()?;
         let id = parse_id(&id, "id").extend()?;
-        let found = user::Entity::find_by_id(id)
-            .one(&state(ctx)?.db)
-            .await
-            .map_err(Error::from)
-            .extend()?;
+        let found = loaders(ctx)?.user(id).await.extend()?;
         found
-            .map(|u| Some(User::from(u)))
+            .map(|u| Some(User::new(u)))
             .ok_or_else(|| not_found("user"))
     }
 

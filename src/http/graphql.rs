@@ -50,11 +50,11 @@ pub async fn handle(
             return respond(content_type, each(&batch, &error));
         }
     };
-    // Each operation gets fresh loaders, so nothing is cached across them.
+    // Each operation gets fresh loaders.
     let with_data = |request: async_graphql::Request| {
         request
             .data(viewer.clone())
-            .data(Loaders::new(&state.app.db))
+            .data(Loaders::new(&state.app.db, &state.app.caches))
             .data(ClientAddr(peer.ip().to_string()))
     };
     let batch = match batch {

@@ -1,7 +1,9 @@
 //! What a process read of users, kept for a moment so that requests do not
 //! pay for it again: the user behind an access token (on a `{ __typename }`
-//! that database round trip is nine tenths of the work) and a list's
-//! `totalCount` (at a million users, a scan of the table).
+//! that database round trip is nine tenths of the work) or a `user(id:)`, a
+//! list's `totalCount` (at a million users, a scan of the table), and the
+//! divisions and groups shown beside users (on `user(id:)` with both, two of
+//! its three statements).
 //!
 //! What keeps it correct:
 //! - an entry lives at most `ttl` (`ROSTER_CACHE_SECS`; 0 turns caching off);
@@ -28,19 +30,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use entity::user;
+use entity::{division, group, user};
 use tokio::sync::OnceCell;
 
 /// Entries beyond this are not worth keeping: the cache empties and fills
 /// again.
 const MAX_ENTRIES: usize = 10_000;
 
-/// Both caches, switched on and off together.
+/// All the caches, switched on and off together.
 pub struct ReadCaches {
-    /// Users by id, for token checks (`None`: no such user).
+    /// Users by id, for token checks and `user(id:)` (`None`: no such user).
     pub users: ReadCache<i64, Option<Arc<user::Model>>>,
     /// `totalCount`s, by the SQL and values of their count.
     pub counts: ReadCache<String, i64>,
+    /// Divisions by id (`None`: no such division).
+    pub divisions: ReadCache<i64, Option<Arc<division::Model>>>,
+    /// The groups of each user, by user id, in the order they are shown.
+    pub groups_by_user: ReadCache<i64, Arc<Vec<group::Model>>>,
 }
 
 impl ReadCaches {
@@ -50,16 +56,20 @@ impl ReadCaches {
         Self {
             users: ReadCache::new(ttl, enabled),
             counts: ReadCache::new(ttl, enabled),
+            divisions: ReadCache::new(ttl, enabled),
+            groups_by_user: ReadCache::new(ttl, enabled),
         }
     }
 
     pub fn forget_all(&self) {
         self.users.forget_all();
         self.counts.forget_all();
+        self.divisions.forget_all();
+        self.groups_by_user.forget_all();
     }
 
-    /// The user `id` changed (or joined, or left a group): their token check
-    /// and every count may be stale.
+    /// The user `id` changed: their token check and every count may be
+    /// stale.
     pub fn user_changed(&self, id: i64) {
         self.users.forget(&id);
         self.counts.forget_all();
@@ -68,6 +78,8 @@ impl ReadCaches {
     pub fn set_enabled(&self, enabled: bool) {
         self.users.set_enabled(enabled);
         self.counts.set_enabled(enabled);
+        self.divisions.set_enabled(enabled);
+        self.groups_by_user.set_enabled(enabled);
     }
 }
 
@@ -128,6 +140,74 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         entry.value.get_or_try_init(|| load).await.cloned()
     }
 
+    /// The values of `keys`: those cached, and those `load` gives for the
+    /// rest in one call (a key it leaves out gets `V::default()`). What it
+    /// loads is kept only for keys not forgotten while it ran.
+    ///
+    /// Unlike `get_or_load`, requests that miss together each load: a batch
+    /// cannot wait on loads that other batches started for some of its keys
+    /// without costing a statement per key.
+    pub async fn get_or_load_many<E, F>(
+        &self,
+        keys: &[K],
+        load: impl FnOnce(Vec<K>) -> F,
+    ) -> Result<HashMap<K, V>, E>
+    where
+        K: Clone,
+        V: Default,
+        F: Future<Output = Result<HashMap<K, V>, E>>,
+    {
+        if !self.is_enabled() {
+            return load(keys.to_vec()).await;
+        }
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            for key in keys {
+                match entries.get(key) {
+                    Some(entry) if entry.created.elapsed() < self.ttl => match entry.value.get() {
+                        Some(value) => {
+                            found.insert(key.clone(), value.clone());
+                        }
+                        None => missing.push((key.clone(), Arc::clone(entry))),
+                    },
+                    _ => {
+                        if entries.len() >= MAX_ENTRIES {
+                            entries.clear();
+                        }
+                        let entry = Arc::new(Entry {
+                            value: OnceCell::new(),
+                            created: Instant::now(),
+                        });
+                        entries.insert(key.clone(), Arc::clone(&entry));
+                        missing.push((key.clone(), entry));
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let mut loaded = load(missing.iter().map(|(key, _)| key.clone()).collect()).await?;
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, entry) in missing {
+            let value = loaded.remove(&key).unwrap_or_default();
+            // Kept only if this very entry is still there: a forget since the
+            // load began removed it.
+            if entries
+                .get(&key)
+                .is_some_and(|kept| Arc::ptr_eq(kept, &entry))
+            {
+                // A single load of the same entry may have been first; its
+                // value is as fresh as this one.
+                let _ = entry.value.set(value.clone());
+            }
+            found.insert(key, value);
+        }
+        Ok(found)
+    }
+
     /// Forgets `key`, loaded or loading.
     pub fn forget(&self, key: &K) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -149,6 +229,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::{convert::Infallible, sync::atomic::AtomicUsize};
 
@@ -252,6 +333,77 @@ mod tests {
         assert_eq!(c.get(1, "four").await, "three");
         c.cache.set_enabled(false);
         assert_eq!(c.get(1, "five").await, "five");
+    }
+
+    /// A batch load that records the keys it was asked for and gives
+    /// "v<key>" for each, except key 0 (missing).
+    async fn batch(
+        cache: &ReadCache<i64, String>,
+        keys: &[i64],
+        asked: &Mutex<Vec<Vec<i64>>>,
+    ) -> HashMap<i64, String> {
+        let load = |missing: Vec<i64>| async move {
+            asked.lock().unwrap().push(missing.clone());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let found = missing.into_iter().filter(|&k| k != 0);
+            Ok::<_, Infallible>(found.map(|k| (k, format!("v{k}"))).collect())
+        };
+        match cache.get_or_load_many(keys, load).await {
+            Ok(values) => values,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_loads_only_what_is_missing_in_one_call() {
+        let cache = ReadCache::new(MINUTE, true);
+        let asked = Mutex::new(Vec::new());
+        let values = batch(&cache, &[1, 2, 0], &asked).await;
+        assert_eq!(values.get(&1).map(String::as_str), Some("v1"));
+        assert_eq!(values.get(&0).map(String::as_str), Some(""));
+        let values = batch(&cache, &[2, 3, 0], &asked).await;
+        assert_eq!(values.len(), 3);
+        assert_eq!(values.get(&3).map(String::as_str), Some("v3"));
+        batch(&cache, &[0, 1, 2, 3], &asked).await;
+        assert_eq!(*asked.lock().unwrap(), vec![vec![1, 2, 0], vec![3]]);
+
+        // What a single load cached serves a batch, and the other way round.
+        assert_eq!(
+            cache
+                .get_or_load(3, async { Ok::<_, Infallible>("x".into()) })
+                .await,
+            Ok("v3".into())
+        );
+        assert_eq!(
+            cache
+                .get_or_load(9, async { Ok::<_, Infallible>("v9".into()) })
+                .await,
+            Ok("v9".into())
+        );
+        batch(&cache, &[9], &asked).await;
+        assert_eq!(asked.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_in_flight_when_forgotten_keeps_nothing() {
+        let cache = ReadCache::new(MINUTE, true);
+        let asked = Mutex::new(Vec::new());
+        let stale = batch(&cache, &[1, 2], &asked);
+        tokio::pin!(stale);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), &mut stale)
+                .await
+                .is_err()
+        );
+        cache.forget(&1);
+        assert_eq!(stale.await.len(), 2);
+        batch(&cache, &[1, 2], &asked).await;
+        assert_eq!(*asked.lock().unwrap(), vec![vec![1, 2], vec![1]]);
+
+        let off = ReadCache::new(MINUTE, false);
+        batch(&off, &[1], &asked).await;
+        batch(&off, &[1], &asked).await;
+        assert_eq!(asked.lock().unwrap().len(), 4);
     }
 
     #[tokio::test]

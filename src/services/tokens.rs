@@ -87,10 +87,14 @@ pub async fn authenticate(
         .sub
         .parse()
         .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))?;
-    let load = async { Ok::<_, Error>(user::Entity::find_by_id(id).one(db).await?.map(Arc::new)) };
-    let user = cache.get_or_load(id, load).await?;
+    let user = cache.get_or_load(id, user_by_id(db, id)).await?;
     match user {
         Some(user) if user.is_active && user.token_version == claims.ver => Ok(user),
         _ => Err(Error::Unauthenticated(INVALID_TOKEN)),
     }
+}
+
+/// The user `id`, as the users cache keeps it.
+pub async fn user_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Arc<user::Model>>> {
+    Ok(user::Entity::find_by_id(id).one(db).await?.map(Arc::new))
 }

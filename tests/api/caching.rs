@@ -80,6 +80,106 @@ async fn a_repeated_read_skips_the_token_check_and_the_count_until_a_mutation() 
     );
 }
 
+const ONE_USER: &str =
+    "query($id: ID!) { user(id: $id) { username division { name } groups { name } } }";
+
+async fn one_user(counter: &AtomicUsize, app: &TestApp, token: &str, id: i64) -> Value {
+    counter.store(0, Ordering::SeqCst);
+    let reply = app
+        .gql_as(Some(token), ONE_USER, json!({ "id": id.to_string() }))
+        .await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    json!({ "statements": counter.load(Ordering::SeqCst), "user": reply.body["data"]["user"] })
+}
+
+#[tokio::test]
+async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_changed() {
+    let (app, counter) = counted_app().await;
+    let staff = app.create_user("staff", true, false).await;
+    let token = app.token_for(&staff);
+    let alice = app.create_user("alice", false, false).await;
+    let sales = app.create_division("Sales", None, true).await;
+    let (admins, ops) = (
+        app.create_group("Admins").await,
+        app.create_group("Ops").await,
+    );
+    app.add_member(alice.id, ops.id).await;
+    let update =
+        "mutation($id: ID!, $d: ID!) { updateUser(id: $id, input: {divisionId: $d}) { username } }";
+    let reply = app
+        .gql_as(
+            Some(&token),
+            update,
+            json!({ "id": alice.id.to_string(), "d": sales.id.to_string() }),
+        )
+        .await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    settle(&app).await;
+
+    let before = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Ops" }] });
+    // token check, user, division, groups
+    assert_eq!(
+        one_user(&counter, &app, &token, alice.id).await,
+        json!({ "statements": 4, "user": before })
+    );
+    assert_eq!(
+        one_user(&counter, &app, &token, alice.id).await,
+        json!({ "statements": 0, "user": before })
+    );
+
+    // The mutation's own answer reads past the caches...
+    let assign = "mutation($u: ID!, $g: ID!) { assignUserToGroup(userId: $u, groupId: $g) { groups { name } } }";
+    let reply = app
+        .gql_as(
+            Some(&token),
+            assign,
+            json!({ "u": alice.id.to_string(), "g": admins.id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({ "data": { "assignUserToGroup": { "groups": [{ "name": "Admins" }, { "name": "Ops" }] } } })
+    );
+    // ...and the next read sees the change.
+    let after = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Admins" }, { "name": "Ops" }] });
+    assert_eq!(
+        one_user(&counter, &app, &token, alice.id).await,
+        json!({ "statements": 4, "user": after })
+    );
+
+    // A renamed division and group, and a missing user.
+    for rename in [
+        format!(
+            "mutation {{ updateDivision(id: \"{}\", input: {{name: \"Field sales\"}}) {{ name }} }}",
+            sales.id
+        ),
+        format!(
+            "mutation {{ updateGroup(id: \"{}\", input: {{name: \"Staff\"}}) {{ name }} }}",
+            admins.id
+        ),
+    ] {
+        let reply = app.gql_as(Some(&token), &rename, Value::Null).await;
+        assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    }
+    assert_eq!(
+        one_user(&counter, &app, &token, alice.id).await,
+        json!({ "statements": 4, "user": {
+            "username": "alice",
+            "division": { "name": "Field sales" },
+            "groups": [{ "name": "Ops" }, { "name": "Staff" }]
+        } })
+    );
+    let missing = json!({ "id": "999999" });
+    for _ in 0..2 {
+        assert_eq!(
+            app.gql_as(Some(&token), ONE_USER, missing.clone())
+                .await
+                .codes(),
+            vec!["NOT_FOUND"]
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
     let app = spawn_app_with(|config| config.cache = LONG).await;
@@ -180,13 +280,24 @@ async fn a_change_made_elsewhere_reaches_the_caches() {
     let root = app.create_user("root", true, true).await;
     let alice = app.create_user("alice", false, false).await;
     let (root_token, alice_token) = (app.token_for(&root), app.token_for(&alice));
+    let ops = app.create_group("Ops").await;
+    app.add_member(root.id, ops.id).await;
     settle(&app).await;
-    let active = "{ users(filter: {isActive: true}) { totalCount } }";
+    let active = format!(
+        "{{ users(filter: {{isActive: true}}) {{ totalCount }} user(id: \"{}\") {{ groups {{ name }} }} }}",
+        root.id
+    );
+    let seen = |total, group| {
+        json!({ "data": {
+        "users": { "totalCount": total },
+        "user": { "groups": [{ "name": group }] }
+    } })
+    };
     assert_eq!(
-        app.gql_as(Some(&root_token), active, Value::Null)
+        app.gql_as(Some(&root_token), &active, Value::Null)
             .await
             .body,
-        json!({ "data": { "users": { "totalCount": 2 } } })
+        seen(2, "Ops")
     );
     assert_eq!(
         app.gql_as(Some(&alice_token), "{ __typename }", Value::Null)
@@ -194,12 +305,39 @@ async fn a_change_made_elsewhere_reaches_the_caches() {
             .codes(),
         Vec::<String>::new()
     );
+    // A user asked for before it exists.
+    let newcomer_id = alice.id + 100;
+    let newcomer = format!("{{ user(id: \"{newcomer_id}\") {{ username }} }}");
+    assert_eq!(
+        app.gql_as(Some(&root_token), &newcomer, Value::Null)
+            .await
+            .codes(),
+        vec!["NOT_FOUND"]
+    );
 
     let elsewhere = roster::startup::connect(&app.database_url).await.unwrap();
     elsewhere
         .execute_unprepared(&format!(
             "UPDATE users SET is_active = false WHERE id = {}",
             alice.id
+        ))
+        .await
+        .unwrap();
+    elsewhere
+        .execute_unprepared(&format!(
+            "UPDATE groups SET name = 'Staff', name_folded = 'staff' WHERE id = {}",
+            ops.id
+        ))
+        .await
+        .unwrap();
+    elsewhere
+        .execute_unprepared(&format!(
+            "INSERT INTO users (id, username, username_folded, email, email_folded, \
+             first_name, first_name_folded, last_name, last_name_folded, is_active, \
+             is_staff, is_superuser, date_joined, token_version) \
+             VALUES ({newcomer_id}, 'newcomer', 'newcomer', 'new@example.com', \
+             'new@example.com', '', '', '', '', false, false, false, \
+             '2026-01-01 00:00:00+00:00', 0)"
         ))
         .await
         .unwrap();
@@ -216,10 +354,15 @@ async fn a_change_made_elsewhere_reaches_the_caches() {
             .codes()
             == vec!["UNAUTHENTICATED"];
         let count = app
-            .gql_as(Some(&root_token), active, Value::Null)
+            .gql_as(Some(&root_token), &active, Value::Null)
             .await
             .body;
-        if refused && count == json!({ "data": { "users": { "totalCount": 1 } } }) {
+        let arrived = app
+            .gql_as(Some(&root_token), &newcomer, Value::Null)
+            .await
+            .body
+            == json!({ "data": { "user": { "username": "newcomer" } } });
+        if refused && arrived && count == seen(1, "Staff") {
             break;
         }
         assert!(
