@@ -9,6 +9,8 @@
 #   bench/run.sh [USERS]                      # SQLite, USERS defaults to 100000
 #   ROSTER_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/run.sh
 #                                             # SQLite, then PostgreSQL (schema roster_bench, recreated)
+#   ROSTER_BENCH_PEER=1 ROSTER_BENCH_DATABASE_URL=... bench/run.sh
+#                                             # and PostGraphile 4 (bench/peer, by npm ci) on the same data
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,9 @@ cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
+if [ -n "${ROSTER_BENCH_PEER:-}" ] && [ -z "${ROSTER_BENCH_DATABASE_URL:-}" ]; then
+  echo "bench: ROSTER_BENCH_PEER needs ROSTER_BENCH_DATABASE_URL (PostGraphile serves PostgreSQL)" >&2; exit 1
+fi
 trap cleanup EXIT
 
 if ! command -v wrk >/dev/null; then
@@ -45,7 +50,7 @@ wrk_script() {
   {
     echo 'wrk.method = "POST"'
     echo 'wrk.headers["Content-Type"] = "application/json"'
-    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
+    if [ -n "$token" ]; then echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""; fi
     echo 'local bodies = {'
     for document in "$@"; do
       python3 -c 'import json,sys; print("  " + json.dumps(json.dumps({"query": sys.argv[1]})) + ",")' "$document"
@@ -60,8 +65,10 @@ wrk_script() {
   } > "$WORK/script.lua"
 }
 
-post() {  # token, document: the reply's body
-  curl -s -H "authorization: Bearer $1" -H 'content-type: application/json' \
+post() {  # token (may be empty), document: the reply's body
+  local auth=()
+  if [ -n "$1" ]; then auth=(-H "authorization: Bearer $1"); fi
+  curl -s "${auth[@]}" -H 'content-type: application/json' \
     -d "$(python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$2")" "http://127.0.0.1:$PORT/graphql"
 }
 
@@ -124,6 +131,41 @@ Q1='{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field:
 Q3='{ __typename }'
 q2() { echo "{ user(id: \"$1\") { id username email division { name } groups { name } } }"; }
 
+# The same three loads on PostGraphile 4, serving the data roster just
+# served (schema roster_bench), without auth as in issue 7's peer figures.
+# Installed from bench/peer's lock file (pinned, integrity-checked).
+peer() {  # PostgreSQL URL
+  local url=$1
+  echo "bench: postgraphile: npm ci" >&2
+  cp bench/peer/package.json bench/peer/package-lock.json "$WORK/"
+  npm ci --prefix "$WORK" --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+  DATABASE=postgraphile
+  node "$WORK/node_modules/postgraphile/cli.js" -c "$url" -s roster_bench \
+    --append-plugins postgraphile-plugin-connection-filter \
+    --host 127.0.0.1 --port "$PORT" --disable-query-log >"$WORK/peer.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do post "" '{ __typename }' 2>/dev/null | grep -q Query && break; sleep 0.1; done
+  TOKEN=""
+  local nested='id username email divisionByDivisionId { name } userGroupsByUserId { nodes { groupByGroupId { name } } }'
+  measure Q1 "{ allUsers(filter: {isActive: {equalTo: true}, email: {includesInsensitive: \"7\"}}, orderBy: ID_ASC, first: 50) { totalCount nodes { $nested } } }"
+  local q2=()
+  for id in $(q2_ids); do
+    q2+=("{ userById(id: \"$id\") { $nested } }")
+  done
+  measure Q2 "${q2[@]}"
+  measure Q3 "$Q3"
+  print_peak_rss "PostGraphile (one node process)"
+  stop_server
+}
+
+q2_ids() { seq 2 97 $((USERS < 10000 ? USERS : 10000)); }
+
+print_peak_rss() {  # label
+  local peak
+  peak=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")
+  printf '| peak RSS of %s: %s MiB |\n' "$1" "$peak"
+}
+
 run() {  # database label, database URL
   DATABASE=$1; local url=$2
   echo "bench: $DATABASE: demo-data --users $USERS" >&2
@@ -131,14 +173,12 @@ run() {  # database label, database URL
   start_server "$url"
   measure Q1 "$Q1"
   local q2=()
-  for id in $(seq 2 97 $((USERS < 10000 ? USERS : 10000))); do
+  for id in $(q2_ids); do
     q2+=("$(q2 "$id")")
   done
   measure Q2 "${q2[@]}"
   measure Q3 "$Q3"
-  local peak
-  peak=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")
-  printf '| peak RSS of roster on %s: %s MiB |\n' "$DATABASE" "$peak"
+  print_peak_rss "roster on $DATABASE"
   stop_server
   count_statements "$url"
 }
@@ -150,6 +190,7 @@ if [ -n "${ROSTER_BENCH_DATABASE_URL:-}" ]; then
   psql "$ROSTER_BENCH_DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS roster_bench CASCADE; CREATE SCHEMA roster_bench" >/dev/null
   separator='?'; case "$ROSTER_BENCH_DATABASE_URL" in *\?*) separator='&';; esac
   run postgres "${ROSTER_BENCH_DATABASE_URL}${separator}options=-c%20search_path%3Droster_bench"
+  if [ -n "${ROSTER_BENCH_PEER:-}" ]; then peer "${ROSTER_BENCH_DATABASE_URL}"; fi
   psql "$ROSTER_BENCH_DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS roster_bench CASCADE" >/dev/null
 fi
-echo "($CONNECTIONS connections, ${WARMUP} s warm-up, ${DURATION} s measured, $USERS users; Q1 and Q2 with a staff token)"
+echo "($CONNECTIONS connections, ${WARMUP} s warm-up, ${DURATION} s measured, $USERS users; roster with a staff token, PostGraphile without auth)"

@@ -7,7 +7,10 @@ use std::{hint::black_box, time::Duration};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roster::{
     config::Secret,
-    graphql::hot_paths::{decodes, email_cursor, email_order, parse_user_filter, user_filter_sql},
+    graphql::{
+        hot_paths::{decodes, email_cursor, email_order, parse_user_filter, user_filter_sql},
+        parsed_documents::ParsedDocuments,
+    },
     services::tokens::TokenKeys,
 };
 use sea_orm::DbBackend;
@@ -78,7 +81,21 @@ fn jwt_verify(c: &mut Criterion) {
     c.bench_function("jwt: verify", |b| {
         b.iter(|| keys.verify(black_box(&token)).unwrap())
     });
+    c.bench_function("jwt: check, token seen before", |b| {
+        b.iter(|| keys.check(black_box(&token)).unwrap())
+    });
 }
 
-criterion_group!(benches, filter_compilation, cursors, jwt_verify);
+fn documents(c: &mut Criterion) {
+    let q1 = r#"{ users(filter: {isActive: true, email: {icontains: "7"}}, orderBy: [{field: ID}], first: 50) { totalCount nodes { id username email division { name } groups { name } } } }"#;
+    c.bench_function("document: parse (Q1)", |b| {
+        b.iter(|| async_graphql::parser::parse_query(black_box(q1)).unwrap())
+    });
+    let kept = ParsedDocuments::default();
+    c.bench_function("document: kept (Q1)", |b| {
+        b.iter(|| kept.prepare(&mut async_graphql::Request::new(black_box(q1))))
+    });
+}
+
+criterion_group!(benches, filter_compilation, cursors, jwt_verify, documents);
 criterion_main!(benches);

@@ -13,6 +13,7 @@ pub mod loaders;
 mod mutation;
 mod no_introspection;
 mod pagination;
+pub mod parsed_documents;
 mod query;
 pub mod scalars;
 pub mod types;

@@ -28,12 +28,8 @@ pub async fn handle(
     headers: HeaderMap,
     request: GraphQLBatchRequest<Rejection>,
 ) -> Response {
-    let batch = request.into_inner();
+    let mut batch = request.into_inner();
     let content_type = response_content_type(&headers);
-    if method == Method::GET && batch.iter().any(is_mutation) {
-        let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
-        return json(StatusCode::METHOD_NOT_ALLOWED, content_type, &error);
-    }
     if let BatchRequest::Batch(requests) = &batch
         && requests.len() > MAX_BATCH
     {
@@ -43,6 +39,13 @@ pub async fn handle(
             content_type,
             &single_error(&message, "QUERY_TOO_COMPLEX"),
         );
+    }
+    for request in batch.iter_mut() {
+        state.documents.prepare(request);
+    }
+    if method == Method::GET && batch.iter_mut().any(is_mutation) {
+        let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
+        return json(StatusCode::METHOD_NOT_ALLOWED, content_type, &error);
     }
     let viewer = match auth::viewer(&state.app, &headers).await {
         Ok(viewer) => viewer,
@@ -66,11 +69,12 @@ pub async fn handle(
     respond(content_type, state.schema.execute_batch(batch).await)
 }
 
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+fn is_mutation(request: &mut async_graphql::Request) -> bool {
+    let operation_name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return false;
     };
-    let operation = match &request.operation_name {
+    let operation = match &operation_name {
         Some(name) => document
             .operations
             .iter()

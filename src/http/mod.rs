@@ -4,7 +4,7 @@ mod graphiql;
 mod graphql;
 mod health;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -20,7 +20,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{graphql::RosterSchema, state::AppState};
+use crate::{
+    graphql::{RosterSchema, parsed_documents::ParsedDocuments},
+    state::AppState,
+};
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -32,13 +35,18 @@ pub const MAX_BATCH: usize = 10;
 pub struct HttpState {
     pub app: AppState,
     pub schema: RosterSchema,
+    pub documents: Arc<ParsedDocuments>,
 }
 
 /// The whole HTTP surface of roster.
 pub fn router(app: AppState) -> Router {
     let config = app.config.clone();
     let schema = crate::graphql::build_schema(app.clone());
-    let state = HttpState { app, schema };
+    let state = HttpState {
+        app,
+        schema,
+        documents: Arc::default(),
+    };
     let mut router = Router::new()
         .route("/graphql", get(graphql::handle).post(graphql::handle))
         .route("/", get(graphiql::page))

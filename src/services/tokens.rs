@@ -1,6 +1,10 @@
 //! Access tokens: HS256 JWTs whose algorithm is pinned, and the check that
 //! turns a bearer token into the user it speaks for.
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 
 use entity::user;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -30,22 +34,42 @@ pub struct Claims {
     pub ver: i64,
 }
 
+/// Seconds a token is still accepted after its `exp`, for clocks that
+/// differ a little.
+const LEEWAY_SECS: u64 = 5;
+/// Checked tokens beyond this are not kept: the record empties and fills
+/// again.
+const MAX_CHECKED: usize = 10_000;
+
 /// The keys that sign and check access tokens.
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature and claims were checked, by their whole text:
+    /// decoding and the HMAC are most of what a token check costs when the
+    /// user is cached, and a client sends the same token again and again.
+    checked: Mutex<HashMap<Box<str>, Checked>>,
+}
+
+/// What a checked token says that a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub user_id: i64,
+    pub version: i64,
+    exp: i64,
 }
 
 impl TokenKeys {
     pub fn new(secret: &Secret) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            checked: Mutex::default(),
         }
     }
 
@@ -71,6 +95,41 @@ impl TokenKeys {
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))
     }
+
+    /// What `verify` says of `token`, remembered: a token seen before is
+    /// only checked for expiry again (the same text carries the same
+    /// signature, so it verifies the same way).
+    pub fn check(&self, token: &str) -> Result<Checked> {
+        let now = chrono::Utc::now().timestamp();
+        // As `verify` judges expiry: refused once `exp` is LEEWAY_SECS past.
+        let unexpired = |checked: &Checked| checked.exp.saturating_add(LEEWAY_SECS as i64) >= now;
+        let seen = self.lock_checked().get(token).copied();
+        if let Some(checked) = seen {
+            return match unexpired(&checked) {
+                true => Ok(checked),
+                false => Err(Error::Unauthenticated(INVALID_TOKEN)),
+            };
+        }
+        let claims = self.verify(token)?;
+        let checked = Checked {
+            user_id: claims
+                .sub
+                .parse()
+                .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))?,
+            version: claims.ver,
+            exp: claims.exp,
+        };
+        let mut record = self.lock_checked();
+        if record.len() >= MAX_CHECKED {
+            record.clear();
+        }
+        record.insert(token.into(), checked);
+        Ok(checked)
+    }
+
+    fn lock_checked(&self) -> MutexGuard<'_, HashMap<Box<str>, Checked>> {
+        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The active user a token speaks for: one query by primary key, unless
@@ -82,14 +141,11 @@ pub async fn authenticate(
     cache: &ReadCache<i64, Option<Arc<user::Model>>>,
     token: &str,
 ) -> Result<Arc<user::Model>> {
-    let claims = keys.verify(token)?;
-    let id: i64 = claims
-        .sub
-        .parse()
-        .map_err(|_| Error::Unauthenticated(INVALID_TOKEN))?;
+    let checked = keys.check(token)?;
+    let id = checked.user_id;
     let user = cache.get_or_load(id, user_by_id(db, id)).await?;
     match user {
-        Some(user) if user.is_active && user.token_version == claims.ver => Ok(user),
+        Some(user) if user.is_active && user.token_version == checked.version => Ok(user),
         _ => Err(Error::Unauthenticated(INVALID_TOKEN)),
     }
 }
@@ -97,4 +153,81 @@ pub async fn authenticate(
 /// The user `id`, as the users cache keeps it.
 pub async fn user_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Arc<user::Model>>> {
     Ok(user::Entity::find_by_id(id).one(db).await?.map(Arc::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&Secret::new("a test secret of thirty-two bytes!!"))
+    }
+
+    fn token(keys: &TokenKeys, sub: &str, exp_from_now: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: sub.to_owned(),
+            iat: now,
+            exp: now + exp_from_now,
+            jti: "j".to_owned(),
+            ver: 3,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+            .unwrap_or_default()
+    }
+
+    fn refused(result: Result<Checked>) -> bool {
+        matches!(result, Err(Error::Unauthenticated(INVALID_TOKEN)))
+    }
+
+    #[test]
+    fn a_checked_token_is_remembered_until_it_expires() {
+        let keys = keys();
+        let good = token(&keys, "42", 60);
+        let first = keys.check(&good);
+        assert!(matches!(
+            first,
+            Ok(Checked {
+                user_id: 42,
+                version: 3,
+                ..
+            })
+        ));
+        assert_eq!(keys.check(&good).ok(), first.ok());
+        assert_eq!(keys.lock_checked().len(), 1);
+
+        // The same remembered token, once past its expiry and the leeway.
+        let now = chrono::Utc::now().timestamp();
+        for (exp, accepted) in [(now - 3, true), (now - 10, false)] {
+            if let Some(checked) = keys.lock_checked().get_mut(good.as_str()) {
+                checked.exp = exp;
+            }
+            assert_eq!(keys.check(&good).is_ok(), accepted, "exp {exp}");
+        }
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_and_not_remembered() {
+        let keys = keys();
+        let good = token(&keys, "42", 60);
+        assert!(keys.check(&good).is_ok());
+        let mut tampered = good.clone();
+        tampered.pop();
+        tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+        let other_key = token(
+            &TokenKeys::new(&Secret::new("another secret, also long enough")),
+            "42",
+            60,
+        );
+        for bad in [
+            tampered,
+            other_key,
+            token(&keys, "42", -60),
+            token(&keys, "not a number", 60),
+            "garbage".to_owned(),
+        ] {
+            assert!(refused(keys.check(&bad)), "{bad}");
+        }
+        assert_eq!(keys.lock_checked().len(), 1);
+    }
 }

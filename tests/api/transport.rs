@@ -459,3 +459,57 @@ async fn too_many_root_fields_or_aliases_are_refused() {
     let reply = app.gql(&format!("{{ {fields} }}"), Value::Null).await;
     assert_eq!(reply.body["data"]["f63"], json!("Query"));
 }
+
+/// Documents are parsed once and kept by their text: a kept document still
+/// answers each request by its own variables and operation name, and a
+/// mutation sent over GET is refused however often it comes.
+#[tokio::test]
+async fn a_document_sent_again_answers_by_its_own_variables_and_operation() {
+    let app = spawn_app().await;
+    let skip = "query($skip: Boolean!) { __typename me @skip(if: $skip) { id } }";
+    for (variables, expected) in [
+        (
+            json!({ "skip": true }),
+            json!({ "data": { "__typename": "Query" } }),
+        ),
+        (
+            json!({ "skip": false }),
+            json!({ "data": { "__typename": "Query", "me": null } }),
+        ),
+        (
+            json!({ "skip": true }),
+            json!({ "data": { "__typename": "Query" } }),
+        ),
+    ] {
+        assert_eq!(app.gql(skip, variables).await.body, expected);
+    }
+
+    let two = "query A { a: __typename } query B { b: __typename }";
+    for (name, expected) in [
+        ("B", json!({ "b": "Query" })),
+        ("A", json!({ "a": "Query" })),
+    ] {
+        let reply = app
+            .post_json(None, &json!({ "query": two, "operationName": name }))
+            .await;
+        assert_eq!(reply.body, json!({ "data": expected }));
+    }
+
+    for _ in 0..2 {
+        let reply = app.gql("{ __typename ", Value::Null).await;
+        assert_eq!(reply.codes(), vec!["GRAPHQL_PARSE_FAILED"]);
+        let reply = Reply::from(
+            app.client
+                .get(format!("{}/graphql", app.url))
+                .query(&[("query", "mutation { logout(refreshToken: \"x\") }")])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.codes()),
+            (405, vec!["FORBIDDEN".to_owned()])
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Documents parsed before, by their text. Apps send the same few documents
+//! again and again, and parsing is a large part of a small query's work
+//! (about half of what `{ __typename }` costs inside async-graphql). A
+//! parsed document depends on nothing but its text, so entries never go
+//! stale; the limits below only bound the memory they take.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use async_graphql::{Request, parser::types::ExecutableDocument};
+
+/// Longer documents are parsed each time (they are rare, and each could
+/// hold tens of kilobytes once parsed).
+const MAX_TEXT: usize = 4096;
+/// Entries beyond this are not kept: the cache empties and fills again, so
+/// a client sending ever new documents costs parsing, never memory.
+const MAX_DOCUMENTS: usize = 256;
+
+#[derive(Default)]
+pub struct ParsedDocuments {
+    entries: Mutex<HashMap<Box<str>, Arc<ExecutableDocument>>>,
+}
+
+impl ParsedDocuments {
+    /// Gives `request` its parsed document, kept from before or parsed now.
+    /// A document that does not parse is left to async-graphql, which
+    /// reports the error as usual.
+    pub fn prepare(&self, request: &mut Request) {
+        let text = request.query.as_str();
+        if text.len() > MAX_TEXT {
+            return;
+        }
+        let kept = self.lock().get(text).cloned();
+        let document = match kept {
+            Some(document) => document,
+            None => {
+                let Ok(document) = async_graphql::parser::parse_query(text) else {
+                    return;
+                };
+                let document = Arc::new(document);
+                let mut entries = self.lock();
+                if entries.len() >= MAX_DOCUMENTS {
+                    entries.clear();
+                }
+                entries.insert(text.into(), Arc::clone(&document));
+                document
+            }
+        };
+        request.set_parsed_query(ExecutableDocument::clone(&document));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_documents_that_parse_and_short_enough() {
+        let documents = ParsedDocuments::default();
+        let mut request = Request::new("{ __typename }");
+        documents.prepare(&mut request);
+        assert!(
+            request
+                .parsed_query()
+                .is_ok_and(|d| d.operations.iter().count() == 1)
+        );
+        documents.prepare(&mut Request::new("{ __typename }"));
+        assert_eq!(documents.len(), 1);
+
+        documents.prepare(&mut Request::new("{ broken"));
+        let long = format!("{{ __typename {} }}", "a ".repeat(MAX_TEXT));
+        documents.prepare(&mut Request::new(long));
+        assert_eq!(documents.len(), 1);
+
+        for i in 0..MAX_DOCUMENTS {
+            documents.prepare(&mut Request::new(format!("{{ a{i}: __typename }}")));
+        }
+        assert!(documents.len() <= MAX_DOCUMENTS);
+    }
+}
