@@ -1,12 +1,6 @@
 //! DataLoaders: every nested lookup of one request is batched into one query
 //! per kind, so a page of N users costs the same number of statements as one.
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
     Context, ErrorExtensions,
@@ -29,19 +23,17 @@ fn failed(error: sea_orm::DbErr) -> async_graphql::Error {
 }
 
 /// What the loaders of one request read from: the database, and the
-/// process's read caches unless the operation is a mutation.
+/// process's read caches unless the operation is a mutation (what it
+/// returns must show what it changed, and the caches are only forgotten when
+/// it ends).
 pub struct Source {
     db: DatabaseConnection,
-    caches: Arc<ReadCaches>,
-    /// Off for a mutation: what it returns must show what it changed, and
-    /// the caches are only forgotten when it ends.
-    cached: AtomicBool,
+    caches: Option<Arc<ReadCaches>>,
 }
 
 impl Source {
-    /// The caches, if this request may use them.
     fn caches(&self) -> Option<&ReadCaches> {
-        self.cached.load(Ordering::Relaxed).then_some(&*self.caches)
+        self.caches.as_deref()
     }
 }
 
@@ -165,11 +157,11 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(db: &DatabaseConnection, caches: &Arc<ReadCaches>) -> Self {
+    /// Loaders reading through `caches` when given (not for a mutation).
+    pub fn new(db: &DatabaseConnection, caches: Option<&Arc<ReadCaches>>) -> Self {
         let source = Arc::new(Source {
             db: db.clone(),
-            caches: Arc::clone(caches),
-            cached: AtomicBool::new(true),
+            caches: caches.cloned(),
         });
         Self {
             division_by_id: DataLoader::with_cache(
@@ -198,11 +190,6 @@ impl Loaders {
             Some(caches) => caches.users.get_or_load(id, load).await,
             None => load.await,
         }
-    }
-
-    /// From now on, reads only from the database (for a mutation).
-    pub fn bypass_caches(&self) {
-        self.source.cached.store(false, Ordering::Relaxed);
     }
 
     /// Loads, in one batch per level, what the selection will ask of these

@@ -2,7 +2,6 @@
 mod connection;
 mod error_codes;
 mod filters;
-mod forget_reads;
 pub mod fuzzing;
 pub mod guards;
 pub mod hot_paths;
@@ -18,8 +17,6 @@ mod query;
 pub mod scalars;
 pub mod types;
 pub mod viewer;
-
-use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, ID, Schema, SchemaBuilder};
 
@@ -40,7 +37,6 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build_schema(state: AppState) -> RosterSchema {
     let config = state.config.clone();
     let mut builder = builder()
-        .extension(forget_reads::ForgetReads(Arc::clone(&state.caches)))
         .data(state)
         .extension(ErrorCodes::default())
         .extension(limits::QueryLimits {
@@ -61,8 +57,8 @@ pub fn sdl() -> String {
 }
 
 /// The client's IP address, for the login limit.
-#[derive(Debug, Clone)]
-pub struct ClientAddr(pub String);
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// The app's state, from the schema's data.
 pub fn app_state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, Error> {

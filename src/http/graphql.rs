@@ -1,5 +1,5 @@
 //! `POST /graphql` and `GET /graphql`.
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
     BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse,
@@ -22,7 +22,7 @@ use crate::{
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
 pub async fn handle(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
@@ -43,7 +43,8 @@ pub async fn handle(
     for request in batch.iter_mut() {
         state.documents.prepare(request);
     }
-    if method == Method::GET && batch.iter_mut().any(is_mutation) {
+    let mutates = batch.iter_mut().any(is_mutation);
+    if method == Method::GET && mutates {
         let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
         return json(StatusCode::METHOD_NOT_ALLOWED, content_type, &error);
     }
@@ -53,12 +54,15 @@ pub async fn handle(
             return respond(content_type, each(&batch, &error));
         }
     };
+    // A batch with a mutation reads past the caches, so that what it returns
+    // (and what its later operations read) shows what it changed.
+    let caches = (!mutates).then_some(&state.app.caches);
     // Each operation gets fresh loaders.
     let with_data = |request: async_graphql::Request| {
         request
             .data(viewer.clone())
-            .data(Loaders::new(&state.app.db, &state.app.caches))
-            .data(ClientAddr(peer.ip().to_string()))
+            .data(Loaders::new(&state.app.db, caches))
+            .data(ClientAddr(peer.ip()))
     };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
@@ -66,6 +70,10 @@ pub async fn handle(
             BatchRequest::Batch(requests.into_iter().map(with_data).collect())
         }
     };
+    // After a mutation, this process forgets every cached read, so the very
+    // next request sees the change: when the batch has run, or when the
+    // deadline drops it.
+    let _forget = mutates.then(|| state.app.caches.forget_all_on_drop());
     respond(content_type, state.schema.execute_batch(batch).await)
 }
 

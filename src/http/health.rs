@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{extract::State, http::StatusCode};
 
@@ -10,7 +10,7 @@ pub async fn live() -> &'static str {
 }
 
 /// 200 when the database answers within a second, 503 otherwise.
-pub async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
+pub async fn ready(State(state): State<Arc<HttpState>>) -> (StatusCode, &'static str) {
     match tokio::time::timeout(Duration::from_secs(1), state.app.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ok"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),

@@ -31,22 +31,23 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH: usize = 10;
 
 /// What the handlers share.
-#[derive(Clone)]
 pub struct HttpState {
     pub app: AppState,
     pub schema: RosterSchema,
-    pub documents: Arc<ParsedDocuments>,
+    pub documents: ParsedDocuments,
 }
 
 /// The whole HTTP surface of roster.
 pub fn router(app: AppState) -> Router {
     let config = app.config.clone();
     let schema = crate::graphql::build_schema(app.clone());
-    let state = HttpState {
+    // Shared behind one Arc: a request's handler clones one pointer, not
+    // each of the state's own.
+    let state = Arc::new(HttpState {
         app,
         schema,
-        documents: Arc::default(),
-    };
+        documents: ParsedDocuments::default(),
+    });
     let mut router = Router::new()
         .route("/graphql", get(graphql::handle).post(graphql::handle))
         .route("/", get(graphiql::page))

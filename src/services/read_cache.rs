@@ -7,9 +7,9 @@
 //!
 //! What keeps it correct:
 //! - an entry lives at most `ttl` (`ROSTER_CACHE_SECS`; 0 turns caching off);
-//! - every mutation run by this process forgets everything when it ends
-//!   (`graphql::forget_reads`), so a deactivation, a password change or a new
-//!   role is seen by this process's next request;
+//! - every mutation run by this process reads past the caches and forgets
+//!   everything when it ends (`http::graphql`), so a deactivation, a
+//!   password change or a new role is seen by this process's next request;
 //! - on PostgreSQL, triggers notify every process of each change to users,
 //!   memberships, groups and divisions (`startup::listen_for_changes`), and
 //!   caching is off whenever that listener is not connected;
@@ -75,11 +75,26 @@ impl ReadCaches {
         self.counts.forget_all();
     }
 
+    /// A guard that forgets everything when dropped: held while a mutation
+    /// runs, it forgets once the mutation ends, however it ends (a deadline
+    /// drops it), so a committed change is never left behind a stale entry.
+    pub fn forget_all_on_drop(&self) -> ForgetAllOnDrop<'_> {
+        ForgetAllOnDrop(self)
+    }
+
     pub fn set_enabled(&self, enabled: bool) {
         self.users.set_enabled(enabled);
         self.counts.set_enabled(enabled);
         self.divisions.set_enabled(enabled);
         self.groups_by_user.set_enabled(enabled);
+    }
+}
+
+pub struct ForgetAllOnDrop<'a>(&'a ReadCaches);
+
+impl Drop for ForgetAllOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.forget_all();
     }
 }
 

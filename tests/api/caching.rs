@@ -141,10 +141,10 @@ async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_chan
         json!({ "data": { "assignUserToGroup": { "groups": [{ "name": "Admins" }, { "name": "Ops" }] } } })
     );
     // ...and the next read sees the change.
-    let after = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Admins" }, { "name": "Ops" }] });
+    let both = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Admins" }, { "name": "Ops" }] });
     assert_eq!(
         one_user(&counter, &app, &token, alice.id).await,
-        json!({ "statements": 4, "user": after })
+        json!({ "statements": 4, "user": both })
     );
 
     // A renamed division and group, and a missing user.

@@ -58,9 +58,9 @@ impl From<Session> for AuthPayload {
 }
 
 /// The client's address, for the attempt limits.
-fn client<'a>(ctx: &Context<'a>) -> &'a str {
+fn client(ctx: &Context<'_>) -> String {
     ctx.data_opt::<ClientAddr>()
-        .map_or("unknown", |c| c.0.as_str())
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
 }
 
 #[derive(Default)]
@@ -94,7 +94,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = accounts::login(state(ctx)?, &input.username, input.password, client(ctx))
+        let session = accounts::login(state(ctx)?, &input.username, input.password, &client(ctx))
             .await
             .extend()?;
         Ok(session.into())
@@ -106,7 +106,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = accounts::refresh(state(ctx)?, &refresh_token, client(ctx))
+        let session = accounts::refresh(state(ctx)?, &refresh_token, &client(ctx))
             .await
             .extend()?;
         Ok(session.into())
