@@ -120,9 +120,9 @@ measure() {  # label, then documents
     reply=$(post "$TOKEN" "$document")
     if echo "$reply" | grep -q '"errors"'; then echo "bench: $label answered with errors: $reply" >&2; exit 1; fi
   done
-  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
+  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 10s -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" >/dev/null
   local result
-  result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT')
+  result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$WORK/script.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT')
   read -r _ rps p50 p99 errors <<< "$result"
   printf '| %-4s | %-10s | %9s | %8s | %8s | %6s |\n' "$label" "$DATABASE" "$rps" "$p50" "$p99" "$errors"
 }
