@@ -24,7 +24,7 @@ use std::{
     future::Future,
     hash::Hash,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -135,24 +135,31 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         if !self.is_enabled() {
             return load.await;
         }
-        let entry = {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            match entries.get(&key) {
-                Some(entry) if entry.created.elapsed() < self.ttl => Arc::clone(entry),
-                _ => {
-                    if entries.len() >= MAX_ENTRIES {
-                        entries.clear();
-                    }
-                    let entry = Arc::new(Entry {
-                        value: OnceCell::new(),
-                        created: Instant::now(),
-                    });
-                    entries.insert(key, Arc::clone(&entry));
-                    entry
-                }
-            }
-        };
+        let entry = self.entry(&mut self.lock(), key);
         entry.value.get_or_try_init(|| load).await.cloned()
+    }
+
+    /// The entry of `key` if it is fresh (loaded or loading), else a new,
+    /// empty one in its place.
+    fn entry(&self, entries: &mut HashMap<K, Arc<Entry<V>>>, key: K) -> Arc<Entry<V>> {
+        match entries.get(&key) {
+            Some(entry) if entry.created.elapsed() < self.ttl => Arc::clone(entry),
+            _ => {
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+                let entry = Arc::new(Entry {
+                    value: OnceCell::new(),
+                    created: Instant::now(),
+                });
+                entries.insert(key, Arc::clone(&entry));
+                entry
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<Entry<V>>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The values of `keys`: those cached, and those `load` gives for the
@@ -178,26 +185,14 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         let mut found = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut entries = self.lock();
             for key in keys {
-                match entries.get(key) {
-                    Some(entry) if entry.created.elapsed() < self.ttl => match entry.value.get() {
-                        Some(value) => {
-                            found.insert(key.clone(), value.clone());
-                        }
-                        None => missing.push((key.clone(), Arc::clone(entry))),
-                    },
-                    _ => {
-                        if entries.len() >= MAX_ENTRIES {
-                            entries.clear();
-                        }
-                        let entry = Arc::new(Entry {
-                            value: OnceCell::new(),
-                            created: Instant::now(),
-                        });
-                        entries.insert(key.clone(), Arc::clone(&entry));
-                        missing.push((key.clone(), entry));
+                let entry = self.entry(&mut entries, key.clone());
+                match entry.value.get() {
+                    Some(value) => {
+                        found.insert(key.clone(), value.clone());
                     }
+                    None => missing.push((key.clone(), entry)),
                 }
             }
         }
@@ -205,7 +200,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
             return Ok(found);
         }
         let mut loaded = load(missing.iter().map(|(key, _)| key.clone()).collect()).await?;
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = self.lock();
         for (key, entry) in missing {
             let value = loaded.remove(&key).unwrap_or_default();
             // Kept only if this very entry is still there: a forget since the
@@ -225,14 +220,12 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
 
     /// Forgets `key`, loaded or loading.
     pub fn forget(&self, key: &K) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.remove(key);
+        self.lock().remove(key);
     }
 
     /// Forgets everything.
     pub fn forget_all(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.clear();
+        self.lock().clear();
     }
 
     /// Turns the cache on or off; either way it starts empty.
