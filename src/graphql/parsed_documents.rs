@@ -10,8 +10,8 @@ use std::{
 
 use async_graphql::{Request, parser::types::ExecutableDocument};
 
-/// Longer documents are parsed each time (they are rare, and each could
-/// hold tens of kilobytes once parsed).
+/// Longer documents are parsed each time, not kept (they are rare, and
+/// each could hold tens of kilobytes once parsed).
 const MAX_TEXT: usize = 4096;
 /// Entries beyond this are not kept: the cache empties and fills again, so
 /// a client sending ever new documents costs parsing, never memory.
@@ -23,31 +23,33 @@ pub struct ParsedDocuments {
 }
 
 impl ParsedDocuments {
-    /// Gives `request` its parsed document, kept from before or parsed now.
-    /// A document that does not parse is left to async-graphql, which
-    /// reports the error as usual.
-    pub fn prepare(&self, request: &mut Request) {
+    /// Gives `request` its parsed document, kept from before or parsed now,
+    /// and returns it. A document that does not parse is left to
+    /// async-graphql, which reports the error as usual.
+    pub fn prepare(&self, request: &mut Request) -> Option<Arc<ExecutableDocument>> {
         let text = request.query.as_str();
-        if text.len() > MAX_TEXT {
-            return;
-        }
-        let kept = self.lock().get(text).cloned();
+        let keep = text.len() <= MAX_TEXT;
+        let kept = if keep {
+            self.lock().get(text).cloned()
+        } else {
+            None
+        };
         let document = match kept {
             Some(document) => document,
             None => {
-                let Ok(document) = async_graphql::parser::parse_query(text) else {
-                    return;
-                };
-                let document = Arc::new(document);
-                let mut entries = self.lock();
-                if entries.len() >= MAX_DOCUMENTS {
-                    entries.clear();
+                let document = Arc::new(async_graphql::parser::parse_query(text).ok()?);
+                if keep {
+                    let mut entries = self.lock();
+                    if entries.len() >= MAX_DOCUMENTS {
+                        entries.clear();
+                    }
+                    entries.insert(text.into(), Arc::clone(&document));
                 }
-                entries.insert(text.into(), Arc::clone(&document));
                 document
             }
         };
         request.set_parsed_query(ExecutableDocument::clone(&document));
+        Some(document)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
@@ -68,7 +70,7 @@ mod tests {
     fn keeps_documents_that_parse_and_short_enough() {
         let documents = ParsedDocuments::default();
         let mut request = Request::new("{ __typename }");
-        documents.prepare(&mut request);
+        assert!(documents.prepare(&mut request).is_some());
         assert!(
             request
                 .parsed_query()
@@ -77,9 +79,12 @@ mod tests {
         documents.prepare(&mut Request::new("{ __typename }"));
         assert_eq!(documents.len(), 1);
 
-        documents.prepare(&mut Request::new("{ broken"));
-        let long = format!("{{ __typename {} }}", "a ".repeat(MAX_TEXT));
-        documents.prepare(&mut Request::new(long));
+        assert!(documents.prepare(&mut Request::new("{ broken")).is_none());
+        let long = format!(
+            "{{ __typename {} }}",
+            "a: __typename ".repeat(MAX_TEXT / 10)
+        );
+        assert!(documents.prepare(&mut Request::new(long)).is_some());
         assert_eq!(documents.len(), 1);
 
         for i in 0..MAX_DOCUMENTS {

@@ -3,7 +3,8 @@ use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
     BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse,
-    ServerError, parser::types::OperationType,
+    ServerError,
+    parser::types::{ExecutableDocument, OperationType},
 };
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::{
@@ -40,10 +41,12 @@ pub async fn handle(
             &single_error(&message, "QUERY_TOO_COMPLEX"),
         );
     }
+    let mut mutates = false;
     for request in batch.iter_mut() {
-        state.documents.prepare(request);
+        if let Some(document) = state.documents.prepare(request) {
+            mutates |= is_mutation(&document, request.operation_name.as_deref());
+        }
     }
-    let mutates = batch.iter_mut().any(is_mutation);
     if method == Method::GET && mutates {
         let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
         return json(StatusCode::METHOD_NOT_ALLOWED, content_type, &error);
@@ -77,12 +80,11 @@ pub async fn handle(
     respond(content_type, state.schema.execute_batch(batch).await)
 }
 
-fn is_mutation(request: &mut async_graphql::Request) -> bool {
-    let operation_name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    let operation = match &operation_name {
+/// Whether the operation a request runs is a mutation: the one it names, or
+/// else the document's first (async-graphql refuses a document of several
+/// with none named, so that one never runs).
+fn is_mutation(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let operation = match operation_name {
         Some(name) => document
             .operations
             .iter()
