@@ -3,23 +3,24 @@
 //! (about half of what `{ __typename }` costs inside async-graphql). A
 //! parsed document depends on nothing but its text, so entries never go
 //! stale; the limits below only bound the memory they take.
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::Arc;
 
 use async_graphql::{Request, parser::types::ExecutableDocument};
+
+use crate::bounded_map::BoundedMap;
 
 /// Longer documents are parsed each time, not kept (they are rare, and
 /// each could hold tens of kilobytes once parsed).
 const MAX_TEXT: usize = 4096;
-/// Entries beyond this are not kept: the cache empties and fills again, so
-/// a client sending ever new documents costs parsing, never memory.
+/// Documents kept at most.
 const MAX_DOCUMENTS: usize = 256;
 
-#[derive(Default)]
-pub struct ParsedDocuments {
-    entries: Mutex<HashMap<Box<str>, Arc<ExecutableDocument>>>,
+pub struct ParsedDocuments(BoundedMap<Box<str>, Arc<ExecutableDocument>>);
+
+impl Default for ParsedDocuments {
+    fn default() -> Self {
+        Self(BoundedMap::new(MAX_DOCUMENTS))
+    }
 }
 
 impl ParsedDocuments {
@@ -29,36 +30,18 @@ impl ParsedDocuments {
     pub fn prepare(&self, request: &mut Request) -> Option<Arc<ExecutableDocument>> {
         let text = request.query.as_str();
         let keep = text.len() <= MAX_TEXT;
-        let kept = if keep {
-            self.lock().get(text).cloned()
-        } else {
-            None
-        };
-        let document = match kept {
+        let document = match keep.then(|| self.0.get(text)).flatten() {
             Some(document) => document,
             None => {
                 let document = Arc::new(async_graphql::parser::parse_query(text).ok()?);
                 if keep {
-                    let mut entries = self.lock();
-                    if entries.len() >= MAX_DOCUMENTS {
-                        entries.clear();
-                    }
-                    entries.insert(text.into(), Arc::clone(&document));
+                    self.0.insert(text.into(), Arc::clone(&document));
                 }
                 document
             }
         };
         request.set_parsed_query(ExecutableDocument::clone(&document));
         Some(document)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
     }
 }
 
@@ -77,7 +60,7 @@ mod tests {
                 .is_ok_and(|d| d.operations.iter().count() == 1)
         );
         documents.prepare(&mut Request::new("{ __typename }"));
-        assert_eq!(documents.len(), 1);
+        assert_eq!(documents.0.len(), 1);
 
         assert!(documents.prepare(&mut Request::new("{ broken")).is_none());
         let long = format!(
@@ -85,11 +68,11 @@ mod tests {
             "a: __typename ".repeat(MAX_TEXT / 10)
         );
         assert!(documents.prepare(&mut Request::new(long)).is_some());
-        assert_eq!(documents.len(), 1);
+        assert_eq!(documents.0.len(), 1);
 
         for i in 0..MAX_DOCUMENTS {
             documents.prepare(&mut Request::new(format!("{{ a{i}: __typename }}")));
         }
-        assert!(documents.len() <= MAX_DOCUMENTS);
+        assert!(documents.0.len() <= MAX_DOCUMENTS);
     }
 }

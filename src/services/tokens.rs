@@ -1,10 +1,6 @@
 //! Access tokens: HS256 JWTs whose algorithm is pinned, and the check that
 //! turns a bearer token into the user it speaks for.
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use entity::user;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -14,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::read_cache::ReadCache;
 use crate::{
+    bounded_map::BoundedMap,
     config::Secret,
     error::{Error, Result},
 };
@@ -37,8 +34,7 @@ pub struct Claims {
 /// Seconds a token is still accepted after its `exp`, for clocks that
 /// differ a little.
 const LEEWAY_SECS: u64 = 5;
-/// Checked tokens beyond this are not kept: the record empties and fills
-/// again.
+/// Checked tokens kept at most.
 const MAX_CHECKED: usize = 10_000;
 
 /// The keys that sign and check access tokens.
@@ -49,7 +45,7 @@ pub struct TokenKeys {
     /// Tokens whose signature and claims were checked, by their whole text:
     /// decoding and the HMAC are most of what a token check costs when the
     /// user is cached, and a client sends the same token again and again.
-    checked: Mutex<HashMap<Box<str>, Checked>>,
+    checked: BoundedMap<Box<str>, Checked>,
 }
 
 /// What a checked token says that a request needs.
@@ -69,7 +65,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
-            checked: Mutex::default(),
+            checked: BoundedMap::new(MAX_CHECKED),
         }
     }
 
@@ -103,8 +99,7 @@ impl TokenKeys {
         let now = chrono::Utc::now().timestamp();
         // As `verify` judges expiry: refused once `exp` is LEEWAY_SECS past.
         let unexpired = |checked: &Checked| checked.exp.saturating_add(LEEWAY_SECS as i64) >= now;
-        let seen = self.lock_checked().get(token).copied();
-        if let Some(checked) = seen {
+        if let Some(checked) = self.checked.get(token) {
             return match unexpired(&checked) {
                 true => Ok(checked),
                 false => Err(Error::Unauthenticated(INVALID_TOKEN)),
@@ -119,16 +114,8 @@ impl TokenKeys {
             version: claims.ver,
             exp: claims.exp,
         };
-        let mut record = self.lock_checked();
-        if record.len() >= MAX_CHECKED {
-            record.clear();
-        }
-        record.insert(token.into(), checked);
+        self.checked.insert(token.into(), checked);
         Ok(checked)
-    }
-
-    fn lock_checked(&self) -> MutexGuard<'_, HashMap<Box<str>, Checked>> {
-        self.checked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -193,14 +180,15 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(keys.check(&good).ok(), first.ok());
-        assert_eq!(keys.lock_checked().len(), 1);
+        assert_eq!(keys.check(&good).ok(), first.as_ref().ok().copied());
+        assert_eq!(keys.checked.len(), 1);
 
         // The same remembered token, once past its expiry and the leeway.
         let now = chrono::Utc::now().timestamp();
         for (exp, accepted) in [(now - 3, true), (now - 10, false)] {
-            if let Some(checked) = keys.lock_checked().get_mut(good.as_str()) {
-                checked.exp = exp;
+            if let Ok(checked) = &first {
+                keys.checked
+                    .insert(good.as_str().into(), Checked { exp, ..*checked });
             }
             assert_eq!(keys.check(&good).is_ok(), accepted, "exp {exp}");
         }
@@ -228,6 +216,6 @@ mod tests {
         ] {
             assert!(refused(keys.check(&bad)), "{bad}");
         }
-        assert_eq!(keys.lock_checked().len(), 1);
+        assert_eq!(keys.checked.len(), 1);
     }
 }
