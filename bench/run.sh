@@ -146,24 +146,26 @@ peer() {  # PostgreSQL URL
   SERVER_PID=$!
   for _ in $(seq 1 200); do post "" '{ __typename }' 2>/dev/null | grep -q Query && break; sleep 0.1; done
   TOKEN=""
-  local nested='id username email divisionByDivisionId { name } userGroupsByUserId { nodes { groupByGroupId { name } } }'
-  measure Q1 "{ allUsers(filter: {isActive: {equalTo: true}, email: {includesInsensitive: \"7\"}}, orderBy: ID_ASC, first: 50) { totalCount nodes { $nested } } }"
-  local q2=()
-  for id in $(q2_ids); do
-    q2+=("{ userById(id: \"$id\") { $nested } }")
+  measure_all "$PEER_Q1" peer_q2 "PostGraphile (one node process)"
+}
+
+PEER_NESTED='id username email divisionByDivisionId { name } userGroupsByUserId { nodes { groupByGroupId { name } } }'
+PEER_Q1="{ allUsers(filter: {isActive: {equalTo: true}, email: {includesInsensitive: \"7\"}}, orderBy: ID_ASC, first: 50) { totalCount nodes { $PEER_NESTED } } }"
+peer_q2() { echo "{ userById(id: \"$1\") { $PEER_NESTED } }"; }
+
+# Q1, Q2 (ids rotating over a fixed set) and Q3 on the server started last,
+# then its peak RSS; stops it.
+measure_all() {  # Q1's document, the function giving Q2's for an id, label of the server
+  local q1=$1 q2_for=$2 label=$3 q2=() id peak
+  measure Q1 "$q1"
+  for id in $(seq 2 97 $((USERS < 10000 ? USERS : 10000))); do
+    q2+=("$("$q2_for" "$id")")
   done
   measure Q2 "${q2[@]}"
   measure Q3 "$Q3"
-  print_peak_rss "PostGraphile (one node process)"
-  stop_server
-}
-
-q2_ids() { seq 2 97 $((USERS < 10000 ? USERS : 10000)); }
-
-print_peak_rss() {  # label
-  local peak
   peak=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status")
-  printf '| peak RSS of %s: %s MiB |\n' "$1" "$peak"
+  printf '| peak RSS of %s: %s MiB |\n' "$label" "$peak"
+  stop_server
 }
 
 run() {  # database label, database URL
@@ -171,15 +173,7 @@ run() {  # database label, database URL
   echo "bench: $DATABASE: demo-data --users $USERS" >&2
   ROSTER_LOG=warn "$BIN" demo-data --users "$USERS" --seed 1 --database-url "$url" >&2
   start_server "$url"
-  measure Q1 "$Q1"
-  local q2=()
-  for id in $(q2_ids); do
-    q2+=("$(q2 "$id")")
-  done
-  measure Q2 "${q2[@]}"
-  measure Q3 "$Q3"
-  print_peak_rss "roster on $DATABASE"
-  stop_server
+  measure_all "$Q1" q2 "roster on $DATABASE"
   count_statements "$url"
 }
 
