@@ -34,6 +34,17 @@ async fn settle(app: &TestApp) {
     }
 }
 
+/// The error codes of `query`, sent with `token`.
+async fn codes(app: &TestApp, token: &str, query: &str, variables: Value) -> Vec<String> {
+    app.gql_as(Some(token), query, variables).await.codes()
+}
+
+/// Sends a mutation that must succeed.
+async fn mutate(app: &TestApp, token: &str, mutation: &str, variables: Value) {
+    let reply = app.gql_as(Some(token), mutation, variables).await;
+    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+}
+
 async fn statements(counter: &AtomicUsize, app: &TestApp, token: &str, query: &str) -> Value {
     counter.store(0, Ordering::SeqCst);
     let reply = app.gql_as(Some(token), query, Value::Null).await;
@@ -106,14 +117,13 @@ async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_chan
     app.add_member(alice.id, ops.id).await;
     let update =
         "mutation($id: ID!, $d: ID!) { updateUser(id: $id, input: {divisionId: $d}) { username } }";
-    let reply = app
-        .gql_as(
-            Some(&token),
-            update,
-            json!({ "id": alice.id.to_string(), "d": sales.id.to_string() }),
-        )
-        .await;
-    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    mutate(
+        &app,
+        &token,
+        update,
+        json!({ "id": alice.id.to_string(), "d": sales.id.to_string() }),
+    )
+    .await;
     settle(&app).await;
 
     let before = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Ops" }] });
@@ -158,8 +168,7 @@ async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_chan
             admins.id
         ),
     ] {
-        let reply = app.gql_as(Some(&token), &rename, Value::Null).await;
-        assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+        mutate(&app, &token, &rename, Value::Null).await;
     }
     assert_eq!(
         one_user(&counter, &app, &token, alice.id).await,
@@ -172,9 +181,7 @@ async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_chan
     let missing = json!({ "id": "999999" });
     for _ in 0..2 {
         assert_eq!(
-            app.gql_as(Some(&token), ONE_USER, missing.clone())
-                .await
-                .codes(),
+            codes(&app, &token, ONE_USER, missing.clone()).await,
             vec!["NOT_FOUND"]
         );
     }
@@ -198,9 +205,7 @@ async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
     let staff_only = format!("{{ user(id: \"{}\") {{ email }} }}", alice.id);
     for token in [&alice_token, &bob_token] {
         assert_eq!(
-            app.gql_as(Some(token), "{ __typename }", Value::Null)
-                .await
-                .codes(),
+            codes(&app, token, "{ __typename }", Value::Null).await,
             Vec::<String>::new()
         );
     }
@@ -213,52 +218,43 @@ async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
 
     // Deactivated by staff: refused on the very next request.
     let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { isActive } }";
-    let reply = app
-        .gql_as(
-            Some(&root_token),
-            deactivate,
-            json!({ "id": alice.id.to_string() }),
-        )
-        .await;
-    assert_eq!(reply.codes(), Vec::<String>::new());
+    mutate(
+        &app,
+        &root_token,
+        deactivate,
+        json!({ "id": alice.id.to_string() }),
+    )
+    .await;
     assert_eq!(
-        app.gql_as(Some(&alice_token), "{ __typename }", Value::Null)
-            .await
-            .codes(),
+        codes(&app, &alice_token, "{ __typename }", Value::Null).await,
         vec!["UNAUTHENTICATED"]
     );
 
     // A new password: the old token is refused at once.
     let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
-    let reply = app
-        .gql_as(
-            Some(&bob_token),
-            change,
-            json!({ "c": PASSWORD, "n": "Kw9$vT4n!qR-another" }),
-        )
-        .await;
-    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    mutate(
+        &app,
+        &bob_token,
+        change,
+        json!({ "c": PASSWORD, "n": "Kw9$vT4n!qR-another" }),
+    )
+    .await;
     assert_eq!(
-        app.gql_as(Some(&bob_token), "{ __typename }", Value::Null)
-            .await
-            .codes(),
+        codes(&app, &bob_token, "{ __typename }", Value::Null).await,
         vec!["UNAUTHENTICATED"]
     );
 
     // No longer staff: the email is forbidden at once.
     let demote = "mutation($id: ID!) { updateUser(id: $id, input: {isStaff: false}) { isStaff } }";
-    let reply = app
-        .gql_as(
-            Some(&root_token),
-            demote,
-            json!({ "id": carol.id.to_string() }),
-        )
-        .await;
-    assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    mutate(
+        &app,
+        &root_token,
+        demote,
+        json!({ "id": carol.id.to_string() }),
+    )
+    .await;
     assert_eq!(
-        app.gql_as(Some(&carol_token), &staff_only, Value::Null)
-            .await
-            .codes(),
+        codes(&app, &carol_token, &staff_only, Value::Null).await,
         vec!["FORBIDDEN"]
     );
 }
@@ -300,18 +296,14 @@ async fn a_change_made_elsewhere_reaches_the_caches() {
         seen(2, "Ops")
     );
     assert_eq!(
-        app.gql_as(Some(&alice_token), "{ __typename }", Value::Null)
-            .await
-            .codes(),
+        codes(&app, &alice_token, "{ __typename }", Value::Null).await,
         Vec::<String>::new()
     );
     // A user asked for before it exists.
     let newcomer_id = alice.id + 100;
     let newcomer = format!("{{ user(id: \"{newcomer_id}\") {{ username }} }}");
     assert_eq!(
-        app.gql_as(Some(&root_token), &newcomer, Value::Null)
-            .await
-            .codes(),
+        codes(&app, &root_token, &newcomer, Value::Null).await,
         vec!["NOT_FOUND"]
     );
 
