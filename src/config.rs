@@ -18,6 +18,11 @@ pub const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
 pub const DEFAULT_REFRESH_REUSE_GRACE_SECS: u64 = 10;
 pub const DEFAULT_CACHE_SECS: u64 = 1;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_CACHE_MAX_MIB: usize = 32;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 5;
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 2_048;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -130,6 +135,11 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_CACHE_SECS", default_value_t = DEFAULT_CACHE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=60), value_name = "SECS")]
     pub cache_secs: u64,
+    /// Most memory the read caches may hold, in MiB (a quarter each for
+    /// users, counts, divisions and groups).
+    #[arg(long, env = "ROSTER_CACHE_MAX_MIB", default_value_t = DEFAULT_CACHE_MAX_MIB,
+          value_parser = clap::value_parser!(usize), value_name = "MIB")]
+    pub cache_max_mib: usize,
     /// Most database connections the server keeps open (default 4 on
     /// SQLite, 16 on PostgreSQL).
     #[arg(long, env = "ROSTER_POOL_SIZE",
@@ -139,6 +149,24 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
     pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from when
+    /// the connection is ready for a request.
+    #[arg(long, env = "ROSTER_HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no byte sent either way
+    /// before it is closed (idle keep-alive connections).
+    #[arg(long, env = "ROSTER_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
+    pub idle_timeout_secs: u64,
+    /// Longest pause, in seconds, while a request body is read.
+    #[arg(long, env = "ROSTER_BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
+    pub body_read_timeout_secs: u64,
+    /// Most client connections open at once; more wait to be accepted.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub max_connections: u32,
     /// Whether the schema can be introspected.
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value = "true",
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
@@ -191,8 +219,13 @@ impl Default for Settings {
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
             refresh_reuse_grace_secs: DEFAULT_REFRESH_REUSE_GRACE_SECS,
             cache_secs: DEFAULT_CACHE_SECS,
+            cache_max_mib: DEFAULT_CACHE_MAX_MIB,
             pool_size: None,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             introspection: true,
         }
     }
@@ -215,8 +248,13 @@ pub struct Config {
     pub password_min_length: usize,
     pub refresh_reuse_grace: Duration,
     pub cache: Duration,
+    pub cache_max_bytes: usize,
     pub pool_size: Option<u32>,
     pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: u32,
     pub introspection: bool,
 }
 
@@ -259,8 +297,13 @@ impl Config {
             password_min_length: settings.password_min_length,
             refresh_reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
             cache: Duration::from_secs(settings.cache_secs),
+            cache_max_bytes: settings.cache_max_mib.saturating_mul(1024 * 1024),
             pool_size: settings.pool_size,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
+            body_read_timeout: Duration::from_secs(settings.body_read_timeout_secs),
+            max_connections: settings.max_connections,
             introspection: settings.introspection,
         }
     }

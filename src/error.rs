@@ -135,13 +135,18 @@ fn is_unavailable(error: &DbErr) -> bool {
     match error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.as_ref(),
+            match e.as_ref() {
                 sea_orm::sqlx::Error::Io(_)
-                    | sea_orm::sqlx::Error::PoolTimedOut
-                    | sea_orm::sqlx::Error::PoolClosed
-                    | sea_orm::sqlx::Error::WorkerCrashed
-            )
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed => true,
+                // A statement stopped at its request's deadline: PostgreSQL's
+                // query_canceled (statement_timeout), SQLite's SQLITE_INTERRUPT.
+                sea_orm::sqlx::Error::Database(db) => {
+                    matches!(db.code().as_deref(), Some("57014" | "9"))
+                }
+                _ => false,
+            }
         }
         _ => false,
     }

@@ -9,7 +9,9 @@ use sea_orm::{
 };
 use tokio::net::TcpListener;
 
-use crate::{config::Config, services, services::read_cache::ReadCaches, state::AppState};
+use crate::{
+    config::Config, request_deadline, services, services::read_cache::ReadCaches, state::AppState,
+};
 
 /// The pool's default size. SQLite has one writer anyway, and each of its
 /// connections is a thread of its own: on two cores, 4 served reads fastest
@@ -19,14 +21,45 @@ pub fn max_connections(url: &str) -> u32 {
 }
 
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys,
-/// so that concurrent writers wait instead of failing.
+/// so that concurrent writers wait instead of failing. Statements end with
+/// their request, at the default request timeout.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
-    connect_pool(url, max_connections(url)).await
+    let timeout = Duration::from_secs(crate::config::DEFAULT_REQUEST_TIMEOUT_SECS);
+    connect_pool(url, max_connections(url), timeout).await
 }
 
-/// [`connect`], with at most `size` connections.
-pub async fn connect_pool(url: &str, size: u32) -> anyhow::Result<DatabaseConnection> {
+/// [`connect`], with at most `size` connections, and no statement running
+/// longer than `statement_timeout` (the request timeout; see
+/// [`crate::request_deadline`]).
+pub async fn connect_pool(
+    url: &str,
+    size: u32,
+    statement_timeout: Duration,
+) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url);
+    options
+        // PostgreSQL only: sent when each connection starts, so it costs
+        // no round trip.
+        .statement_timeout(statement_timeout)
+        // SQLite: each connection is armed for the request taking it. A
+        // connection whose transaction an interrupt ended is replaced.
+        .map_sqlx_sqlite_before_acquire(|connection, _| {
+            Box::pin(async move {
+                if sea_orm::sqlx::Connection::is_in_transaction(connection) {
+                    return Ok(false);
+                }
+                request_deadline::arm_sqlite(&mut connection.lock_handle().await?);
+                Ok(true)
+            })
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| {
+                Box::pin(async move {
+                    request_deadline::arm_sqlite(&mut connection.lock_handle().await?);
+                    Ok(())
+                })
+            })
+        });
     options
         .max_connections(size)
         .min_connections(1)
@@ -82,7 +115,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// Connects, migrates and loads the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let url = &config.database_url;
-    let db = connect_pool(url, config.pool_size.unwrap_or(max_connections(url))).await?;
+    let size = config.pool_size.unwrap_or(max_connections(url));
+    let db = connect_pool(url, size, config.request_timeout).await?;
     state_on(db, config).await
 }
 
@@ -95,7 +129,11 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("cannot load the JWT secret: {e}"))?;
     let postgres = db.get_database_backend() == DbBackend::Postgres;
     // On PostgreSQL the caches stay off until the listener hears changes.
-    let caches = Arc::new(ReadCaches::new(config.cache, !postgres));
+    let caches = Arc::new(ReadCaches::new(
+        config.cache,
+        config.cache_max_bytes,
+        !postgres,
+    ));
     if postgres && !config.cache.is_zero() {
         let pool = db.get_postgres_connection_pool().connect_options();
         tokio::spawn(listen_for_changes((*pool).clone(), Arc::clone(&caches)));
@@ -161,14 +199,11 @@ pub async fn serve_on(
     app: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = crate::http::router(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the server stopped")
+    let config = Arc::clone(&app.config);
+    let router = crate::http::router(app).await;
+    crate::http::listener::serve(listener, router, &config, shutdown)
+        .await
+        .context("the server stopped")
 }
 
 /// `roster serve`.

@@ -3,7 +3,10 @@
 //!   argument coercion) gets the contract's `extensions.code`;
 //! - a nullable field whose resolver fails resolves to `null` (async-graphql
 //!   would leave the key out, or null the whole `data` at the root), and its
-//!   error, path included, is added to the response.
+//!   error, path included, is added to the response;
+//! - a response that comes from running the operation is marked, so that
+//!   the HTTP layer can tell it from a request error (one that stopped the
+//!   request before anything ran), which has no `data` at all.
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{
@@ -14,6 +17,16 @@ use async_graphql::{
     },
     parser::types::ExecutableDocument,
 };
+
+/// The (never sent) header that marks a response whose operation ran.
+const EXECUTED: &str = "x-roster-executed";
+
+/// Whether the operation of `response` ran, as opposed to a request error
+/// (parse, validation, an unknown operation) that stopped it first. Removes
+/// the mark.
+pub fn take_executed_mark(response: &mut Response) -> bool {
+    response.http_headers.remove(EXECUTED).is_some()
+}
 
 /// One per request: holds the errors of the nullable fields it nulled.
 #[derive(Default)]
@@ -104,6 +117,9 @@ impl Extension for ErrorCodes {
         for error in &mut response.errors {
             set_code(error, "BAD_USER_INPUT");
         }
+        response
+            .http_headers
+            .insert(EXECUTED, axum::http::HeaderValue::from_static("1"));
         response
     }
 }

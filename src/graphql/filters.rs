@@ -21,6 +21,71 @@ use crate::{domain::fold, error::Error};
 /// The argument name under which bad ids in a filter are reported.
 const FILTER: &str = "filter";
 
+/// Most filter objects in one filter: the filter itself, each nested
+/// `and`/`or`/`not` filter and each field's lookup object.
+pub const MAX_FILTER_NODES: usize = 100;
+/// Deepest nesting of `and`, `or` and `not`.
+pub const MAX_FILTER_DEPTH: usize = 10;
+/// Most values in all the `in` lists of one filter together.
+pub const MAX_IN_VALUES: usize = 1_000;
+/// Longest text a filter value or a `search` may hold, in characters (the
+/// longest stored value, an email, has 254).
+pub const MAX_TEXT_CHARS: usize = 256;
+
+/// What one filter may still use. Checked as it compiles, so an oversized
+/// filter is refused before any SQL is built, with a message naming the
+/// limit (a filter of 20,000 `or` branches would otherwise be SQL that
+/// SQLite refuses to parse).
+#[derive(Default)]
+struct Budget {
+    nodes: usize,
+    in_values: usize,
+}
+
+impl Budget {
+    /// One more filter object, `depth` levels of `and`/`or`/`not` down.
+    fn node(&mut self, depth: usize) -> Result<(), Error> {
+        self.nodes += 1;
+        if self.nodes > MAX_FILTER_NODES {
+            return Err(Error::bad_input(
+                FILTER,
+                format!("A filter may hold at most {MAX_FILTER_NODES} filter objects."),
+            ));
+        }
+        if depth > MAX_FILTER_DEPTH {
+            return Err(Error::bad_input(
+                FILTER,
+                format!("Filters may nest and/or/not at most {MAX_FILTER_DEPTH} deep."),
+            ));
+        }
+        Ok(())
+    }
+
+    fn in_list(&mut self, len: usize) -> Result<(), Error> {
+        self.in_values += len;
+        if self.in_values > MAX_IN_VALUES {
+            return Err(Error::bad_input(
+                FILTER,
+                format!("The in lists of a filter may hold at most {MAX_IN_VALUES} values in all."),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `value`, unless it is longer than [`MAX_TEXT_CHARS`]; too long is
+/// `BAD_USER_INPUT` on `argument`.
+pub fn bounded_text<'a>(value: &'a str, argument: &str) -> Result<&'a str, Error> {
+    // A byte count first: no need to count the characters of short text.
+    if value.len() > MAX_TEXT_CHARS && value.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::bad_input(
+            argument,
+            format!("Text in a {argument} may be at most {MAX_TEXT_CHARS} characters long."),
+        ));
+    }
+    Ok(value)
+}
+
 fn never() -> Condition {
     Condition::all().add(Expr::val(1).eq(0))
 }
@@ -44,10 +109,32 @@ pub struct TextColumn<C> {
 }
 
 /// `StringFilter` on a text column.
-pub fn string_condition<C: ColumnTrait + IntoIden + Copy>(
+fn string_condition<C: ColumnTrait + IntoIden + Copy>(
     column: &TextColumn<C>,
     filter: &StringFilter,
-) -> Condition {
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    budget.node(depth)?;
+    let values = [
+        &filter.exact,
+        &filter.iexact,
+        &filter.contains,
+        &filter.icontains,
+        &filter.startswith,
+        &filter.istartswith,
+        &filter.endswith,
+        &filter.iendswith,
+    ];
+    for value in values.into_iter().flatten() {
+        bounded_text(value, FILTER)?;
+    }
+    if let Some(values) = &filter.in_ {
+        budget.in_list(values.len())?;
+        for value in values {
+            bounded_text(value, FILTER)?;
+        }
+    }
     let mut all = Condition::all();
     let (raw, folded) = (column.raw, column.folded);
     if let Some(v) = &filter.exact {
@@ -85,15 +172,21 @@ pub fn string_condition<C: ColumnTrait + IntoIden + Copy>(
             (false, false) => all,
         };
     }
-    all
+    Ok(all)
 }
 
 /// `IdFilter` on an id column.
-pub fn id_condition(
+fn id_condition(
     column: impl IntoIden + Copy,
     nullable: bool,
     filter: &IdFilter,
+    budget: &mut Budget,
+    depth: usize,
 ) -> Result<Condition, Error> {
+    budget.node(depth)?;
+    if let Some(values) = &filter.in_ {
+        budget.in_list(values.len())?;
+    }
     let id = |value| parse_id(value, FILTER);
     let mut all = Condition::all();
     if let Some(v) = &filter.exact {
@@ -128,11 +221,14 @@ pub fn id_condition(
 
 /// `DateTimeFilter` on a timestamp column. Stored instants are whole
 /// seconds, so a bound with a fraction is moved to the equivalent whole one.
-pub fn datetime_condition(
+fn datetime_condition(
     column: impl IntoIden + Copy,
     nullable: bool,
     filter: &DateTimeFilter,
-) -> Condition {
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    budget.node(depth)?;
     let split = |t: &chrono::DateTime<Utc>| (t.trunc_subsecs(0), t.timestamp_subsec_nanos() != 0);
     let mut all = Condition::all();
     if let Some(t) = &filter.exact {
@@ -173,7 +269,7 @@ pub fn datetime_condition(
             (false, false) => all,
         };
     }
-    all
+    Ok(all)
 }
 
 fn division_type_value(value: DivisionType) -> &'static str {
@@ -183,27 +279,32 @@ fn division_type_value(value: DivisionType) -> &'static str {
     }
 }
 
-/// The conditions of `and`, `or` and `not`, common to every filter.
+/// A filter's `and`, `or` and `not`.
+type Nested<'a, F> = (&'a Option<Vec<F>>, &'a Option<Vec<F>>, &'a Option<Box<F>>);
+
+/// The conditions of `and`, `or` and `not`, common to every filter; the
+/// filters they hold are one level deeper than `depth`.
 fn combine<F>(
     mut all: Condition,
-    and: &Option<Vec<F>>,
-    or: &Option<Vec<F>>,
-    not: &Option<Box<F>>,
-    compile: impl Fn(&F) -> Result<Condition, Error>,
+    (and, or, not): Nested<'_, F>,
+    budget: &mut Budget,
+    depth: usize,
+    compile: impl Fn(&F, &mut Budget, usize) -> Result<Condition, Error>,
 ) -> Result<Condition, Error> {
+    let depth = depth + 1;
     for filter in and.iter().flatten() {
-        all = all.add(compile(filter)?);
+        all = all.add(compile(filter, budget, depth)?);
     }
     if let Some(filters) = or {
         let mut any = Condition::any();
         for filter in filters {
-            any = any.add(compile(filter)?);
+            any = any.add(compile(filter, budget, depth)?);
         }
         // `or: []` matches nothing, as an empty disjunction does.
         all = all.add(if filters.is_empty() { never() } else { any });
     }
     if let Some(filter) = not {
-        all = all.add(compile(filter)?.not());
+        all = all.add(compile(filter, budget, depth)?.not());
     }
     Ok(all)
 }
@@ -247,10 +348,21 @@ pub fn uses_guarded_fields(filter: &UserFilter) -> bool {
         || filter.not.as_deref().is_some_and(uses_guarded_fields)
 }
 
+/// The condition of a user filter, or `BAD_USER_INPUT` under `filter` when
+/// it passes a limit or holds a bad id.
 pub fn user_condition(filter: &UserFilter) -> Result<Condition, Error> {
+    user_condition_within(filter, &mut Budget::default(), 0)
+}
+
+fn user_condition_within(
+    filter: &UserFilter,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    budget.node(depth)?;
     let mut all = Condition::all();
     if let Some(f) = &filter.id {
-        all = all.add(id_condition(user::Column::Id, false, f)?);
+        all = all.add(id_condition(user::Column::Id, false, f, budget, depth)?);
     }
     for (column, f) in [
         (&USERNAME, &filter.username),
@@ -260,7 +372,7 @@ pub fn user_condition(filter: &UserFilter) -> Result<Condition, Error> {
         (&PHONE_NUMBER, &filter.phone_number),
     ] {
         if let Some(f) = f {
-            all = all.add(string_condition(column, f));
+            all = all.add(string_condition(column, f, budget, depth)?);
         }
     }
     for (column, value) in [
@@ -273,13 +385,16 @@ pub fn user_condition(filter: &UserFilter) -> Result<Condition, Error> {
         }
     }
     if let Some(f) = &filter.date_joined {
-        all = all.add(datetime_condition(user::Column::DateJoined, false, f));
+        let column = user::Column::DateJoined;
+        all = all.add(datetime_condition(column, false, f, budget, depth)?);
     }
     if let Some(f) = &filter.last_login {
-        all = all.add(datetime_condition(user::Column::LastLogin, true, f));
+        let column = user::Column::LastLogin;
+        all = all.add(datetime_condition(column, true, f, budget, depth)?);
     }
     if let Some(f) = &filter.division_id {
-        all = all.add(id_condition(user::Column::DivisionId, true, f)?);
+        let column = user::Column::DivisionId;
+        all = all.add(id_condition(column, true, f, budget, depth)?);
     }
     if let Some(kind) = filter.division_type {
         let divisions = Query::select()
@@ -290,13 +405,18 @@ pub fn user_condition(filter: &UserFilter) -> Result<Condition, Error> {
         all = all.add(Expr::col(user::Column::DivisionId).in_subquery(divisions));
     }
     if let Some(f) = &filter.group_id {
-        all = all.add(group_membership_condition(f)?);
+        all = all.add(group_membership_condition(f, budget, depth)?);
     }
-    combine(all, &filter.and, &filter.or, &filter.not, user_condition)
+    let nested = (&filter.and, &filter.or, &filter.not);
+    combine(all, nested, budget, depth, user_condition_within)
 }
 
 /// Users who belong to a group matching `filter` (`isNull: true`: to none).
-fn group_membership_condition(filter: &IdFilter) -> Result<Condition, Error> {
+fn group_membership_condition(
+    filter: &IdFilter,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
     let members = |condition: Condition| {
         Query::select()
             .column(membership::Column::UserId)
@@ -316,7 +436,8 @@ fn group_membership_condition(filter: &IdFilter) -> Result<Condition, Error> {
         || without_null.lt.is_some()
         || without_null.lte.is_some();
     if has_bounds {
-        let groups = id_condition(membership::Column::GroupId, false, &without_null)?;
+        let column = membership::Column::GroupId;
+        let groups = id_condition(column, false, &without_null, budget, depth)?;
         all = all.add(Expr::col(user::Column::Id).in_subquery(members(groups)));
     }
     match filter.is_null {
@@ -331,8 +452,10 @@ fn group_membership_condition(filter: &IdFilter) -> Result<Condition, Error> {
     Ok(all)
 }
 
-/// The case-insensitive `search` over username, names and, for staff, email.
-pub fn user_search(term: &str, include_email: bool) -> Condition {
+/// The case-insensitive `search` over username, names and, for staff,
+/// email; a term longer than [`MAX_TEXT_CHARS`] is `BAD_USER_INPUT`.
+pub fn user_search(term: &str, include_email: bool) -> Result<Condition, Error> {
+    let term = bounded_text(term, "search")?;
     let pattern = format!("%{}%", escape_like(&fold(term)));
     let mut any = Condition::any()
         .add(like(user::Column::UsernameFolded, pattern.clone()))
@@ -341,7 +464,7 @@ pub fn user_search(term: &str, include_email: bool) -> Condition {
     if include_email {
         any = any.add(like(user::Column::EmailFolded, pattern));
     }
-    any
+    Ok(any)
 }
 
 const GROUP_NAME: TextColumn<group::Column> = TextColumn {
@@ -355,24 +478,45 @@ const DIVISION_NAME: TextColumn<division::Column> = TextColumn {
     nullable: false,
 };
 
+/// The condition of a group filter (see [`user_condition`]).
 pub fn group_condition(filter: &GroupFilter) -> Result<Condition, Error> {
-    let mut all = Condition::all();
-    if let Some(f) = &filter.id {
-        all = all.add(id_condition(group::Column::Id, false, f)?);
-    }
-    if let Some(f) = &filter.name {
-        all = all.add(string_condition(&GROUP_NAME, f));
-    }
-    combine(all, &filter.and, &filter.or, &filter.not, group_condition)
+    group_condition_within(filter, &mut Budget::default(), 0)
 }
 
-pub fn division_condition(filter: &DivisionFilter) -> Result<Condition, Error> {
+fn group_condition_within(
+    filter: &GroupFilter,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    budget.node(depth)?;
     let mut all = Condition::all();
     if let Some(f) = &filter.id {
-        all = all.add(id_condition(division::Column::Id, false, f)?);
+        all = all.add(id_condition(group::Column::Id, false, f, budget, depth)?);
     }
     if let Some(f) = &filter.name {
-        all = all.add(string_condition(&DIVISION_NAME, f));
+        all = all.add(string_condition(&GROUP_NAME, f, budget, depth)?);
+    }
+    let nested = (&filter.and, &filter.or, &filter.not);
+    combine(all, nested, budget, depth, group_condition_within)
+}
+
+/// The condition of a division filter (see [`user_condition`]).
+pub fn division_condition(filter: &DivisionFilter) -> Result<Condition, Error> {
+    division_condition_within(filter, &mut Budget::default(), 0)
+}
+
+fn division_condition_within(
+    filter: &DivisionFilter,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    budget.node(depth)?;
+    let mut all = Condition::all();
+    if let Some(f) = &filter.id {
+        all = all.add(id_condition(division::Column::Id, false, f, budget, depth)?);
+    }
+    if let Some(f) = &filter.name {
+        all = all.add(string_condition(&DIVISION_NAME, f, budget, depth)?);
     }
     if let Some(kind) = filter.division_type {
         all = all.add(Expr::col(division::Column::DivisionType).eq(division_type_value(kind)));
@@ -381,15 +525,11 @@ pub fn division_condition(filter: &DivisionFilter) -> Result<Condition, Error> {
         all = all.add(Expr::col(division::Column::IsActive).eq(active));
     }
     if let Some(f) = &filter.parent_id {
-        all = all.add(id_condition(division::Column::ParentId, true, f)?);
+        let column = division::Column::ParentId;
+        all = all.add(id_condition(column, true, f, budget, depth)?);
     }
-    combine(
-        all,
-        &filter.and,
-        &filter.or,
-        &filter.not,
-        division_condition,
-    )
+    let nested = (&filter.and, &filter.or, &filter.not);
+    combine(all, nested, budget, depth, division_condition_within)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::{
     pagination::{self, KeyKind, KeyValue, Page, PageArgs, SortKey},
     types::{Division, Group, User},
 };
-use crate::{error::Error, state::AppState};
+use crate::{error::Error, services::read_cache, state::AppState};
 
 /// What a user list was asked for.
 #[derive(Default)]
@@ -155,7 +155,7 @@ where
     E::Model: Sync,
 {
     let statement = select.build(state.db.get_database_backend());
-    let key = format!("{}\n{:?}", statement.sql, statement.values);
+    let key = read_cache::count_key(&statement.sql, &statement.values);
     let count = pagination::count(&state.db, select.clone());
     state.caches.counts.get_or_load(key, count).await
 }
@@ -220,7 +220,7 @@ pub async fn list_users(
         condition = condition.add(filters::user_condition(filter)?);
     }
     if let Some(term) = &args.search {
-        condition = condition.add(filters::user_search(term, staff));
+        condition = condition.add(filters::user_search(term, staff)?);
     }
     let select = user::Entity::find().filter(condition);
     let keys = user_keys(&order);

@@ -11,6 +11,7 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
 };
 
+use crate::request_deadline::spawn_within_deadline;
 use crate::{
     error::Error,
     services::{read_cache::ReadCaches, tokens},
@@ -166,17 +167,17 @@ impl Loaders {
         Self {
             division_by_id: DataLoader::with_cache(
                 DivisionById(Arc::clone(&source)),
-                tokio::spawn,
+                spawn_within_deadline,
                 HashMapCache::default(),
             ),
             groups_by_user: DataLoader::with_cache(
                 GroupsByUser(Arc::clone(&source)),
-                tokio::spawn,
+                spawn_within_deadline,
                 HashMapCache::default(),
             ),
             member_count_by_group: DataLoader::with_cache(
                 MemberCountByGroup(db.clone()),
-                tokio::spawn,
+                spawn_within_deadline,
                 HashMapCache::default(),
             ),
             source,

@@ -1,12 +1,12 @@
 //! The GraphQL schema: thin resolvers over the services.
+pub mod analysis;
 mod connection;
-mod error_codes;
+pub mod error_codes;
 mod filters;
 pub mod fuzzing;
 pub mod guards;
 pub mod hot_paths;
 mod inputs;
-pub mod limits;
 mod listing;
 pub mod loaders;
 mod mutation;
@@ -33,22 +33,32 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation::default(), EmptySubscription)
 }
 
-/// The schema the server runs, with the configured limits and its state.
+/// The schema the server runs, with its state. The limits on documents are
+/// checked before a request reaches it ([`analysis`]).
 pub fn build_schema(state: AppState) -> RosterSchema {
     let config = state.config.clone();
-    let mut builder = builder()
-        .data(state)
-        .extension(ErrorCodes::default())
-        .extension(limits::QueryLimits {
-            max_depth: config.max_depth,
-            max_complexity: config.max_complexity,
-        });
+    let mut builder = builder().data(state).extension(ErrorCodes::default());
     if !config.introspection {
         builder = builder
             .disable_introspection()
             .extension(no_introspection::NoIntrospection);
     }
     builder.finish()
+}
+
+/// The limits documents are held to under `config`, with this schema's
+/// introspection lists measured by answering the full introspection query.
+pub async fn document_limits(config: &crate::config::Config) -> analysis::Limits {
+    let answer = builder()
+        .finish()
+        .execute(analysis::FULL_INTROSPECTION)
+        .await;
+    let data = serde_json::to_value(&answer.data).unwrap_or_default();
+    analysis::Limits::new(
+        config.max_depth,
+        config.max_complexity,
+        analysis::IntrospectionSizes::from_answer(&data),
+    )
 }
 
 /// The schema's SDL, as `roster export-schema` prints it.

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
-use crate::error::Error;
+use crate::error::{Error, FieldErrors};
 
 /// The type of a sort key's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,22 +193,37 @@ fn page_size(value: Option<i32>, argument: &str, max: u32) -> Result<Option<u64>
 }
 
 fn resolve(args: &PageArgs, keys: &[SortKey], max: u32) -> Result<PageRequest, Error> {
-    let cursor_style = args.first.is_some()
-        || args.after.is_some()
-        || args.last.is_some()
-        || args.before.is_some();
+    let given = [
+        ("first", args.first.is_some()),
+        ("after", args.after.is_some()),
+        ("last", args.last.is_some()),
+        ("before", args.before.is_some()),
+        ("offset", args.offset.is_some()),
+        ("limit", args.limit.is_some()),
+    ];
+    // Each argument of a mix is reported under its own name: only those
+    // the client gave.
+    let mixed = |names: &[&str], message: &str| {
+        let mut fields = FieldErrors::new();
+        for (name, present) in given {
+            if present && names.contains(&name) {
+                fields.add(name, message);
+            }
+        }
+        Error::BadUserInput(fields)
+    };
+    let forward = args.first.is_some() || args.after.is_some();
+    let backward = args.last.is_some() || args.before.is_some();
     let offset_style = args.offset.is_some() || args.limit.is_some();
-    if cursor_style && offset_style {
-        return Err(Error::bad_input(
-            "offset",
+    if (forward || backward) && offset_style {
+        return Err(mixed(
+            &["first", "after", "last", "before", "offset", "limit"],
             "Use either first/after and last/before, or offset/limit, not both.",
         ));
     }
-    let forward = args.first.is_some() || args.after.is_some();
-    let backward = args.last.is_some() || args.before.is_some();
     if forward && backward {
-        return Err(Error::bad_input(
-            "last",
+        return Err(mixed(
+            &["first", "after", "last", "before"],
             "Use either first/after or last/before, not both.",
         ));
     }

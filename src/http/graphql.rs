@@ -1,23 +1,27 @@
 //! `POST /graphql` and `GET /graphql`.
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use async_graphql::{
-    BatchRequest, BatchResponse, ErrorExtensions, ParseRequestError, Response as GqlResponse,
-    ServerError,
-    parser::types::{ExecutableDocument, OperationType},
+    BatchRequest, ErrorExtensions, ParseRequestError, Response as GqlResponse, ServerError, Value,
 };
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
     body::Body,
     extract::{ConnectInfo, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 
 use super::{HttpState, MAX_BATCH, auth};
 use crate::{
     error::Error,
-    graphql::{ClientAddr, loaders::Loaders},
+    graphql::{
+        ClientAddr,
+        analysis::{self, Refusal},
+        error_codes::take_executed_mark,
+        loaders::Loaders,
+    },
 };
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -29,11 +33,16 @@ pub async fn handle(
     headers: HeaderMap,
     request: GraphQLBatchRequest<Rejection>,
 ) -> Response {
-    let mut batch = request.into_inner();
     let content_type = response_content_type(&headers);
-    if let BatchRequest::Batch(requests) = &batch
-        && requests.len() > MAX_BATCH
-    {
+    let (mut requests, batched) = match request.into_inner() {
+        BatchRequest::Single(request) => (vec![request], false),
+        BatchRequest::Batch(requests) => (requests, true),
+    };
+    if requests.iter().any(|r| r.query.trim().is_empty()) {
+        let error = single_error("A request must carry a query.", "GRAPHQL_PARSE_FAILED");
+        return json(StatusCode::BAD_REQUEST, content_type, &error);
+    }
+    if requests.len() > MAX_BATCH {
         let message = format!("A batch may hold at most {MAX_BATCH} operations.");
         return json(
             StatusCode::OK,
@@ -41,11 +50,23 @@ pub async fn handle(
             &single_error(&message, "QUERY_TOO_COMPLEX"),
         );
     }
+    // Each document is parsed and measured before anything else walks it;
+    // one the limits refuse never reaches async-graphql.
     let mut mutates = false;
-    for request in batch.iter_mut() {
-        if let Some(document) = state.documents.prepare(request) {
-            mutates |= is_mutation(&document, request.operation_name.as_deref());
-        }
+    let mut refusals = Vec::with_capacity(requests.len());
+    for request in &mut requests {
+        let refusal = match analysis::check_text(&request.query) {
+            Err(refusal) => Some(refusal),
+            Ok(()) => state.documents.prepare(request).and_then(|document| {
+                let operation = request.operation_name.as_deref();
+                mutates |= analysis::is_mutation(&document, operation);
+                state
+                    .limits
+                    .check(&document, operation, &request.variables)
+                    .err()
+            }),
+        };
+        refusals.push(refusal);
     }
     if method == Method::GET && mutates {
         let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
@@ -54,55 +75,135 @@ pub async fn handle(
     let viewer = match auth::viewer(&state.app, &headers).await {
         Ok(viewer) => viewer,
         Err(error) => {
-            return respond(content_type, each(&batch, &error));
+            let answers = requests
+                .iter()
+                .map(|_| Answer::unexecuted(&error))
+                .collect();
+            return respond(content_type, batched, answers);
         }
     };
     // A batch with a mutation reads past the caches, so that what it returns
     // (and what its later operations read) shows what it changed.
     let caches = (!mutates).then_some(&state.app.caches);
-    // Each operation gets fresh loaders.
-    let with_data = |request: async_graphql::Request| {
-        request
-            .data(viewer.clone())
-            .data(Loaders::new(&state.app.db, caches))
-            .data(ClientAddr(peer.ip()))
-    };
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(with_data(request)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(with_data).collect())
-        }
-    };
     // After a mutation, this process forgets every cached read, so the very
     // next request sees the change: when the batch has run, or when the
     // deadline drops it.
     let _forget = mutates.then(|| state.app.caches.forget_all_on_drop());
-    respond(content_type, state.schema.execute_batch(batch).await)
+    // The operations of a batch run concurrently, each with fresh loaders.
+    let answers = requests
+        .into_iter()
+        .zip(refusals)
+        .map(|(request, refusal)| {
+            let request = request
+                .data(viewer.clone())
+                .data(Loaders::new(&state.app.db, caches))
+                .data(ClientAddr(peer.ip()));
+            async {
+                match refusal {
+                    Some(refusal) => Answer::refused(refusal),
+                    None => Answer::from(state.schema.execute(request).await),
+                }
+            }
+        });
+    let answers = futures_util::future::join_all(answers).await;
+    respond(content_type, batched, answers)
 }
 
-/// Whether the operation a request runs is a mutation: the one it names, or
-/// else the document's first (async-graphql refuses a document of several
-/// with none named, so that one never runs).
-fn is_mutation(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let operation = match operation_name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| op),
-        None => document.operations.iter().next().map(|(_, op)| op),
-    };
-    operation.is_some_and(|op| op.node.ty == OperationType::Mutation)
+/// One operation's response, and whether it ran: a request error (the
+/// document does not parse or validate, a variable is missing, a limit is
+/// passed) runs nothing and has no `data` key.
+struct Answer {
+    response: GqlResponse,
+    executed: bool,
 }
 
-/// The same error, unexecuted, for every operation of the batch.
-fn each(batch: &BatchRequest, error: &Error) -> BatchResponse {
-    let response = || GqlResponse::from_errors(vec![to_server_error(error)]);
-    match batch {
-        BatchRequest::Single(_) => BatchResponse::Single(response()),
-        BatchRequest::Batch(requests) => {
-            BatchResponse::Batch(requests.iter().map(|_| response()).collect())
+impl Answer {
+    fn from(mut response: GqlResponse) -> Self {
+        let executed = take_executed_mark(&mut response);
+        if !executed {
+            // Such as "Unknown operation named ...", which async-graphql
+            // raises after validation, with no code.
+            for error in &mut response.errors {
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                if extensions.get("code").is_none() {
+                    extensions.set("code", Value::from("GRAPHQL_VALIDATION_FAILED"));
+                }
+            }
         }
+        Self { response, executed }
+    }
+
+    fn refused(refusal: Refusal) -> Self {
+        let mut error = ServerError::new(refusal.message.clone(), None);
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", Value::from(refusal.code));
+        if let Some(field) = refusal.field {
+            let messages = Value::List(vec![Value::from(refusal.message)]);
+            let fields = [(async_graphql::Name::new(field), messages)];
+            extensions.set("fields", Value::Object(fields.into_iter().collect()));
+        }
+        Self {
+            response: GqlResponse::from_errors(vec![error]),
+            executed: false,
+        }
+    }
+
+    /// An error raised before any operation ran that is not a request error
+    /// (a bad token): `data` is null.
+    fn unexecuted(error: &Error) -> Self {
+        Self {
+            response: GqlResponse::from_errors(vec![to_server_error(error)]),
+            executed: true,
+        }
+    }
+}
+
+/// A response as sent: `data` only when the operation ran.
+#[derive(Serialize)]
+struct Sent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, Value>,
+}
+
+impl<'a> From<&'a Answer> for Sent<'a> {
+    fn from(answer: &'a Answer) -> Self {
+        Sent {
+            data: answer.executed.then_some(&answer.response.data),
+            errors: &answer.response.errors,
+            extensions: &answer.response.extensions,
+        }
+    }
+}
+
+/// A GraphQL result is 200, whatever its errors, so clients keep `data`;
+/// a request error is 400 to clients that asked for
+/// `application/graphql-response+json` (GraphQL over HTTP).
+fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> Response {
+    let body = if batched {
+        let bodies: Vec<Sent> = answers.iter().map(Sent::from).collect();
+        serde_json::to_vec(&bodies)
+    } else {
+        answers.first().map_or(Ok(Vec::new()), |answer| {
+            serde_json::to_vec(&Sent::from(answer))
+        })
+    };
+    let request_error = !batched && answers.first().is_some_and(|answer| !answer.executed);
+    let status = if request_error && content_type == GRAPHQL_RESPONSE_JSON {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    match body {
+        Ok(body) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(_) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/json",
+            &single_error("Internal error.", "INTERNAL_SERVER_ERROR"),
+        ),
     }
 }
 
@@ -132,15 +233,6 @@ fn response_content_type(headers: &HeaderMap) -> &'static str {
     }
 }
 
-/// Every GraphQL result is 200, whatever its errors, so clients keep `data`.
-fn respond(content_type: &'static str, response: BatchResponse) -> Response {
-    let mut response = GraphQLResponse(response).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 fn json(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
     (
         status,
@@ -168,6 +260,16 @@ impl IntoResponse for Rejection {
             ParseRequestError::Io(e) => e.to_string().contains("length limit exceeded"),
             _ => false,
         };
+        // A body that paused longer than ROSTER_BODY_READ_TIMEOUT_SECS.
+        if let ParseRequestError::Io(e) = &self.0
+            && e.to_string().contains("not received within")
+        {
+            let body = single_error(
+                "The request body was not received in time.",
+                "BAD_USER_INPUT",
+            );
+            return json(StatusCode::REQUEST_TIMEOUT, "application/json", &body);
+        }
         if too_large {
             let body = single_error("The request body is larger than 1 MiB.", "BAD_USER_INPUT");
             return json(StatusCode::PAYLOAD_TOO_LARGE, "application/json", &body);

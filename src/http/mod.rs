@@ -3,6 +3,7 @@ mod auth;
 mod graphiql;
 mod graphql;
 mod health;
+pub mod listener;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +22,8 @@ use tower_http::{
 };
 
 use crate::{
-    graphql::{RosterSchema, parsed_documents::ParsedDocuments},
+    graphql::{RosterSchema, analysis::Limits, parsed_documents::ParsedDocuments},
+    request_deadline::RequestDeadline,
     state::AppState,
 };
 
@@ -35,21 +37,27 @@ pub struct HttpState {
     pub app: AppState,
     pub schema: RosterSchema,
     pub documents: ParsedDocuments,
+    pub limits: Limits,
 }
 
 /// The whole HTTP surface of roster.
-pub fn router(app: AppState) -> Router {
+pub async fn router(app: AppState) -> Router {
     let config = app.config.clone();
     let schema = crate::graphql::build_schema(app.clone());
+    let limits = crate::graphql::document_limits(&config).await;
     // Shared behind one Arc: a request's handler clones one pointer, not
     // each of the state's own.
     let state = Arc::new(HttpState {
         app,
         schema,
         documents: ParsedDocuments::default(),
+        limits,
     });
+    let graphql = get(graphql::handle)
+        .post(graphql::handle)
+        .route_layer(middleware::from_fn(require_json_body));
     let mut router = Router::new()
-        .route("/graphql", get(graphql::handle).post(graphql::handle))
+        .route("/graphql", graphql)
         .route("/", get(graphiql::page))
         .route("/graphiql/{asset}", get(graphiql::asset))
         .route("/healthz", get(health::live))
@@ -68,9 +76,13 @@ pub fn router(app: AppState) -> Router {
 
 /// Ends a request that outlives its deadline with 503 and a
 /// `SERVICE_UNAVAILABLE` error. Dropping the request's future drops any
-/// transaction it held, which rolls back, so nothing is left open.
+/// transaction it held, which rolls back, so nothing is left open; the
+/// statements it runs carry the same deadline and stop with it
+/// ([`crate::request_deadline`]).
 async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let (deadline, _ends_with_the_request) = RequestDeadline::new(limit);
+    let run = deadline.scope(next.run(request));
+    match tokio::time::timeout(limit, run).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request deadline passed");
@@ -86,6 +98,35 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
                 .into_response()
         }
     }
+}
+
+/// A POST must say its body is JSON. Anything else, a missing type
+/// included, is refused with 415 before the body is read: the content types
+/// a web page may send cross-site without a CORS preflight (`text/plain`,
+/// forms) never reach the schema.
+async fn require_json_body(request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || is_json(request.headers()) {
+        return next.run(request).await;
+    }
+    let body = serde_json::json!({ "errors": [{
+        "message": "A POST to /graphql must have Content-Type: application/json.",
+        "extensions": { "code": "BAD_USER_INPUT" }
+    }] });
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Whether `Content-Type` is `application/json`, parameters aside.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

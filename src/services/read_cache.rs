@@ -19,13 +19,21 @@
 //!
 //! Requests that miss the same key at the same moment share one load: when
 //! an entry expires under load, one query runs, not one per request.
+//!
+//! What bounds its memory: keys are fixed-size (ids, or the SHA-256 of a
+//! count's SQL and values, never client text); each cache holds at most
+//! [`MAX_ENTRIES`] entries and `max_bytes` of them as weighed by [`Weigh`];
+//! entries that expired are swept out once per `ttl` as new ones come, not
+//! only replaced when asked for again; and a cache over either bound drops
+//! what expired, then, if still over, empties and fills again.
 use std::{
     collections::HashMap,
     future::Future,
     hash::Hash,
+    mem::size_of,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -35,14 +43,101 @@ use tokio::sync::OnceCell;
 
 /// Entries beyond this are not worth keeping: the cache empties and fills
 /// again.
-const MAX_ENTRIES: usize = 10_000;
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// A key of the count cache: the SHA-256 of the count's SQL and values.
+pub type CountKey = [u8; 32];
+
+/// The count cache's key for a statement and its values.
+pub fn count_key(sql: &str, values: &impl std::fmt::Debug) -> CountKey {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(sql.as_bytes());
+    hasher.update([0]);
+    hasher.update(format!("{values:?}").as_bytes());
+    hasher.finalize().into()
+}
+
+/// The memory a cached value holds beyond its own size, roughly: what its
+/// strings and lists own on the heap.
+pub trait Weigh {
+    fn heap_bytes(&self) -> usize;
+}
+
+impl Weigh for i64 {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Weigh for CountKey {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Weigh for String {
+    fn heap_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl<T: Weigh> Weigh for Option<T> {
+    fn heap_bytes(&self) -> usize {
+        self.as_ref().map_or(0, Weigh::heap_bytes)
+    }
+}
+
+impl<T: Weigh> Weigh for Arc<T> {
+    fn heap_bytes(&self) -> usize {
+        size_of::<T>() + T::heap_bytes(self)
+    }
+}
+
+impl<T: Weigh> Weigh for Vec<T> {
+    fn heap_bytes(&self) -> usize {
+        self.capacity() * size_of::<T>() + self.iter().map(Weigh::heap_bytes).sum::<usize>()
+    }
+}
+
+impl Weigh for user::Model {
+    fn heap_bytes(&self) -> usize {
+        [
+            &self.username,
+            &self.username_folded,
+            &self.email,
+            &self.email_folded,
+            &self.first_name,
+            &self.first_name_folded,
+            &self.last_name,
+            &self.last_name_folded,
+        ]
+        .iter()
+        .map(|s| s.heap_bytes())
+        .sum::<usize>()
+            + self.phone_number.heap_bytes()
+            + self.password_hash.heap_bytes()
+    }
+}
+
+impl Weigh for division::Model {
+    fn heap_bytes(&self) -> usize {
+        self.name.heap_bytes() + self.name_folded.heap_bytes()
+    }
+}
+
+impl Weigh for group::Model {
+    fn heap_bytes(&self) -> usize {
+        self.name.heap_bytes() + self.name_folded.heap_bytes()
+    }
+}
 
 /// All the caches, switched on and off together.
 pub struct ReadCaches {
     /// Users by id, for token checks and `user(id:)` (`None`: no such user).
     pub users: ReadCache<i64, Option<Arc<user::Model>>>,
-    /// `totalCount`s, by the SQL and values of their count.
-    pub counts: ReadCache<String, i64>,
+    /// `totalCount`s, by the digest of the SQL and values of their count.
+    pub counts: ReadCache<CountKey, i64>,
     /// Divisions by id (`None`: no such division).
     pub divisions: ReadCache<i64, Option<Arc<division::Model>>>,
     /// The groups of each user, by user id, in the order they are shown.
@@ -50,15 +145,25 @@ pub struct ReadCaches {
 }
 
 impl ReadCaches {
-    /// Caches keeping entries for `ttl`; `enabled` is false while nothing
-    /// would tell them of changes made elsewhere.
-    pub fn new(ttl: Duration, enabled: bool) -> Self {
+    /// Caches keeping entries for `ttl` and at most `max_bytes` in all;
+    /// `enabled` is false while nothing would tell them of changes made
+    /// elsewhere.
+    pub fn new(ttl: Duration, max_bytes: usize, enabled: bool) -> Self {
+        let each = max_bytes / 4;
         Self {
-            users: ReadCache::new(ttl, enabled),
-            counts: ReadCache::new(ttl, enabled),
-            divisions: ReadCache::new(ttl, enabled),
-            groups_by_user: ReadCache::new(ttl, enabled),
+            users: ReadCache::new(ttl, each, enabled),
+            counts: ReadCache::new(ttl, each, enabled),
+            divisions: ReadCache::new(ttl, each, enabled),
+            groups_by_user: ReadCache::new(ttl, each, enabled),
         }
+    }
+
+    /// The bytes the caches hold, as weighed.
+    pub fn bytes(&self) -> usize {
+        self.users.bytes()
+            + self.counts.bytes()
+            + self.divisions.bytes()
+            + self.groups_by_user.bytes()
     }
 
     pub fn forget_all(&self) {
@@ -100,25 +205,111 @@ impl Drop for ForgetAllOnDrop<'_> {
 
 pub struct ReadCache<K, V> {
     ttl: Duration,
+    max_bytes: usize,
     enabled: AtomicBool,
-    entries: Mutex<HashMap<K, Arc<Entry<V>>>>,
+    entries: Mutex<Entries<K, V>>,
+}
+
+/// The entries, with what they weigh and when expired ones were last swept.
+struct Entries<K, V> {
+    map: HashMap<K, Arc<Entry<V>>>,
+    bytes: usize,
+    swept: Instant,
 }
 
 /// A value, loaded once by whichever request asked first.
 struct Entry<V> {
     value: OnceCell<V>,
     created: Instant,
+    /// What the entry weighs once loaded (0 until then).
+    weight: AtomicUsize,
 }
 
-impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
-    pub fn new(ttl: Duration, enabled: bool) -> Self {
+impl<K: Eq + Hash, V> Entries<K, V> {
+    fn remove(&mut self, key: &K) {
+        if let Some(entry) = self.map.remove(key) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(entry.weight.load(Ordering::Relaxed));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops every entry older than `ttl`.
+    fn sweep(&mut self, ttl: Duration) {
+        let mut freed = 0;
+        self.map.retain(|_, entry| {
+            let fresh = entry.created.elapsed() < ttl;
+            if !fresh {
+                freed += entry.weight.load(Ordering::Relaxed);
+            }
+            fresh
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        self.swept = Instant::now();
+    }
+}
+
+impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
+    pub fn new(ttl: Duration, max_bytes: usize, enabled: bool) -> Self {
         let cache = Self {
             ttl,
+            max_bytes,
             enabled: AtomicBool::new(false),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                map: HashMap::new(),
+                bytes: 0,
+                swept: Instant::now(),
+            }),
         };
         cache.set_enabled(enabled);
         cache
+    }
+
+    /// What the entries hold, as weighed.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// How many entries it holds, loaded or loading.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts `value`, just loaded into `entry` for `key`, in the cache's
+    /// weight, if the entry is still there and nobody counted it yet.
+    fn weigh(&self, entries: &mut Entries<K, V>, key: &K, entry: &Arc<Entry<V>>, value: &V) {
+        let kept = entries
+            .map
+            .get(key)
+            .is_some_and(|kept| Arc::ptr_eq(kept, entry));
+        if !kept {
+            return;
+        }
+        let weight = size_of::<K>()
+            + key.heap_bytes()
+            + size_of::<Entry<V>>()
+            + value.heap_bytes()
+            // the map's slot and the Arc's counts
+            + 2 * size_of::<usize>()
+            + size_of::<Arc<Entry<V>>>();
+        if entry.weight.swap(weight, Ordering::Relaxed) == 0 {
+            entries.bytes += weight;
+        }
+        if entries.bytes > self.max_bytes {
+            entries.sweep(self.ttl);
+            if entries.bytes > self.max_bytes {
+                entries.clear();
+            }
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -135,30 +326,40 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         if !self.is_enabled() {
             return load.await;
         }
-        let entry = self.entry(&mut self.lock(), key);
-        entry.value.get_or_try_init(|| load).await.cloned()
+        let entry = self.entry(&mut self.lock(), key.clone());
+        if let Some(value) = entry.value.get() {
+            return Ok(value.clone());
+        }
+        let value = entry.value.get_or_try_init(|| load).await?.clone();
+        self.weigh(&mut self.lock(), &key, &entry, &value);
+        Ok(value)
     }
 
     /// The entry of `key` if it is fresh (loaded or loading), else a new,
     /// empty one in its place.
-    fn entry(&self, entries: &mut HashMap<K, Arc<Entry<V>>>, key: K) -> Arc<Entry<V>> {
-        match entries.get(&key) {
-            Some(entry) if entry.created.elapsed() < self.ttl => Arc::clone(entry),
-            _ => {
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-                let entry = Arc::new(Entry {
-                    value: OnceCell::new(),
-                    created: Instant::now(),
-                });
-                entries.insert(key, Arc::clone(&entry));
-                entry
-            }
+    fn entry(&self, entries: &mut Entries<K, V>, key: K) -> Arc<Entry<V>> {
+        if let Some(entry) = entries.map.get(&key)
+            && entry.created.elapsed() < self.ttl
+        {
+            return Arc::clone(entry);
         }
+        entries.remove(&key);
+        if entries.swept.elapsed() >= self.ttl {
+            entries.sweep(self.ttl);
+        }
+        if entries.map.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        let entry = Arc::new(Entry {
+            value: OnceCell::new(),
+            created: Instant::now(),
+            weight: AtomicUsize::new(0),
+        });
+        entries.map.insert(key, Arc::clone(&entry));
+        entry
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Arc<Entry<V>>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -200,18 +401,20 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
             return Ok(found);
         }
         let mut loaded = load(missing.iter().map(|(key, _)| key.clone()).collect()).await?;
-        let entries = self.lock();
+        let mut entries = self.lock();
         for (key, entry) in missing {
             let value = loaded.remove(&key).unwrap_or_default();
             // Kept only if this very entry is still there: a forget since the
             // load began removed it.
             if entries
+                .map
                 .get(&key)
                 .is_some_and(|kept| Arc::ptr_eq(kept, &entry))
             {
                 // A single load of the same entry may have been first; its
                 // value is as fresh as this one.
                 let _ = entry.value.set(value.clone());
+                self.weigh(&mut entries, &key, &entry, &value);
             }
             found.insert(key, value);
         }
@@ -254,7 +457,7 @@ mod tests {
     impl Counted {
         fn new(ttl: Duration, enabled: bool) -> Self {
             Self {
-                cache: ReadCache::new(ttl, enabled),
+                cache: ReadCache::new(ttl, usize::MAX, enabled),
                 loads: AtomicUsize::new(0),
             }
         }
@@ -364,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_loads_only_what_is_missing_in_one_call() {
-        let cache = ReadCache::new(MINUTE, true);
+        let cache = ReadCache::new(MINUTE, usize::MAX, true);
         let asked = Mutex::new(Vec::new());
         let values = batch(&cache, &[1, 2, 0], &asked).await;
         assert_eq!(values.get(&1).map(String::as_str), Some("v1"));
@@ -394,7 +597,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_in_flight_when_forgotten_keeps_nothing() {
-        let cache = ReadCache::new(MINUTE, true);
+        let cache = ReadCache::new(MINUTE, usize::MAX, true);
         let asked = Mutex::new(Vec::new());
         let stale = batch(&cache, &[1, 2], &asked);
         tokio::pin!(stale);
@@ -408,17 +611,64 @@ mod tests {
         batch(&cache, &[1, 2], &asked).await;
         assert_eq!(*asked.lock().unwrap(), vec![vec![1, 2], vec![1]]);
 
-        let off = ReadCache::new(MINUTE, false);
+        let off = ReadCache::new(MINUTE, usize::MAX, false);
         batch(&off, &[1], &asked).await;
         batch(&off, &[1], &asked).await;
         assert_eq!(asked.lock().unwrap().len(), 4);
     }
 
+    async fn put(cache: &ReadCache<i64, String>, key: i64, value: &str) {
+        let load = async { Ok::<_, Infallible>(value.to_owned()) };
+        let _ = cache.get_or_load(key, load).await;
+    }
+
+    #[tokio::test]
+    async fn a_cache_over_its_bytes_drops_the_expired_then_empties() {
+        let cache = ReadCache::new(Duration::from_millis(20), 2_000, true);
+        put(&cache, 1, &"x".repeat(600)).await;
+        let one = cache.bytes();
+        assert!((600..800).contains(&one), "{one}");
+        put(&cache, 2, &"y".repeat(600)).await;
+        assert_eq!((cache.len(), cache.bytes()), (2, 2 * one));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Over the bound: the two expired entries go, the new one stays.
+        put(&cache, 3, &"z".repeat(1_200)).await;
+        assert_eq!(cache.len(), 1);
+        // A value bigger than the bound alone empties the cache.
+        put(&cache, 4, &"w".repeat(5_000)).await;
+        assert_eq!((cache.len(), cache.bytes()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_swept_as_new_ones_come() {
+        let cache = ReadCache::new(Duration::from_millis(20), usize::MAX, true);
+        for key in 0..100 {
+            put(&cache, key, "value").await;
+        }
+        assert_eq!(cache.len(), 100);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        put(&cache, 1_000, "value").await;
+        assert_eq!(cache.len(), 1);
+        cache.forget(&1_000);
+        assert_eq!((cache.len(), cache.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn count_keys_are_digests_of_sql_and_values() {
+        let long = "s".repeat(300_000);
+        let key = count_key("SELECT COUNT(*) WHERE a LIKE $1", &vec![long.clone()]);
+        assert_eq!(key.len(), 32);
+        assert_ne!(
+            key,
+            count_key("SELECT COUNT(*) WHERE a LIKE $1", &vec![long + "t"])
+        );
+    }
+
     #[tokio::test]
     async fn a_user_change_forgets_that_user_and_every_count() {
-        let caches = ReadCaches::new(MINUTE, true);
+        let caches = ReadCaches::new(MINUTE, usize::MAX, true);
         let count = |n| async move { Ok::<_, Infallible>(n) };
-        let key = || "count".to_owned();
+        let key = || count_key("count", &());
         assert_eq!(caches.counts.get_or_load(key(), count(5)).await, Ok(5));
         assert_eq!(caches.counts.get_or_load(key(), count(6)).await, Ok(5));
         caches.user_changed(3);

@@ -3,12 +3,15 @@
 //! a fresh PostgreSQL schema when ROSTER_TEST_DATABASE_URL is set).
 mod accounts;
 mod admin;
+mod attacks;
 mod browser;
 mod caching;
 mod cli;
 mod data_model;
+mod deadlines;
 mod faults;
 mod helpers;
+mod hostile;
 mod listing;
 mod load;
 mod processes;

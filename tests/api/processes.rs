@@ -25,8 +25,12 @@ impl Drop for Server {
     }
 }
 
+/// The roster binary: this build's, or the one `ROSTER_TEST_BIN` names (a
+/// release build, to measure it).
 fn roster_command(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+    let binary =
+        std::env::var("ROSTER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roster").into());
+    let mut command = Command::new(binary);
     for (name, _) in std::env::vars() {
         if name.starts_with("ROSTER_") {
             command.env_remove(name);
@@ -45,7 +49,13 @@ fn roster_command(database_url: &str) -> Command {
 
 /// Starts a server on an ephemeral port and waits until it listens.
 pub(crate) fn start(database_url: &str) -> Server {
+    start_with(database_url, &[])
+}
+
+/// [`start`], with these `ROSTER_*` settings.
+pub(crate) fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Server {
     let mut child = roster_command(database_url)
+        .envs(settings.iter().copied())
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -77,7 +87,7 @@ pub(crate) fn start(database_url: &str) -> Server {
 }
 
 impl Server {
-    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+    pub(crate) async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.url))
@@ -88,7 +98,7 @@ impl Server {
         Reply::from(request.send().await.unwrap()).await
     }
 
-    async fn login(&self, username: &str, password: &str) -> Reply {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Reply {
         let query = "mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken refreshToken user { id } } }";
         self.gql(None, query, json!({ "u": username, "p": password }))
             .await

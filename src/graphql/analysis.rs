@@ -1,0 +1,748 @@
+//! What a document may ask for, decided in one pass over the parsed
+//! document before anything else walks it. async-graphql's own depth check
+//! and several of its validation rules expand fragment spreads afresh at
+//! every use, so 1 KB of fragments that each spread the next three times
+//! would keep them busy for minutes; here each fragment is measured once
+//! (per context) and its measure reused, so the work is linear in the size
+//! of the document whatever it expands to.
+//!
+//! Measured, for the operation that will run, as the document expands:
+//! - **depth**: the deepest field (a root field is at depth 1);
+//! - **complexity**: every field costs 1, plus its children times its page
+//!   size (`first`, `last` or `limit`, from a literal, a variable or the
+//!   variable's default; a connection selected without one counts the
+//!   default page of 20). `totalCount` is a scan: it costs
+//!   [`TOTAL_COUNT_COST`], once per connection, not per row. `__typename`
+//!   costs nothing;
+//! - **introspection** like everything else, each list counted at its real
+//!   length in this schema (`types` as many as the schema has, `fields` as
+//!   many as its largest type has, ...). What the fullest standard
+//!   introspection query costs, and its depth, are free: that query always
+//!   passes, and a document that repeats `types` or `fields` does not;
+//! - root fields, aliases, directives, selections and fragments, counted as
+//!   expanded; a fragment that spreads itself is refused;
+//! - how deep lists and objects nest in the arguments, defaults and
+//!   variables of a request, and how many objects they hold (async-graphql
+//!   coerces them recursively into large structs).
+use std::collections::HashMap;
+
+use async_graphql::{
+    Name, Positioned, Value, Variables,
+    parser::types::{
+        Directive, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+        SelectionSet,
+    },
+};
+
+use super::pagination::DEFAULT_PAGE_SIZE;
+
+/// Most fields (aliases included) at the root of the operation.
+pub const MAX_ROOT_FIELDS: u64 = 64;
+/// Most aliased fields, as expanded.
+pub const MAX_ALIASES: u64 = 128;
+/// Most directives, as expanded.
+pub const MAX_DIRECTIVES: u64 = 128;
+/// Most fragment definitions in one document.
+pub const MAX_FRAGMENTS: usize = 128;
+/// Most selections (fields, spreads and inline fragments), as expanded:
+/// bounds what async-graphql's validation and execution walk, free fields
+/// (`__typename`) included.
+pub const MAX_SELECTIONS: u64 = 10_000;
+/// What a `totalCount` costs: it counts every match, so it is charged like
+/// 250 rows (the default complexity allows 40 of them, or a page of 20
+/// groups with their members' counts).
+pub const TOTAL_COUNT_COST: u64 = 250;
+/// Most nested selection sets and fragment spreads on one path; beyond it
+/// the walk stops (it recurses, and a stack is finite).
+const MAX_NESTING: usize = 128;
+/// Deepest nesting of brackets (`{`, `[`, `(`) in a document's text,
+/// checked before it is parsed: the parser recurses on them.
+pub const MAX_TEXT_NESTING: usize = 64;
+/// Deepest nesting of lists and objects in an input value (a filter nested
+/// as deep as the filter limits allow takes about 24).
+pub const MAX_INPUT_DEPTH: usize = 32;
+/// Most objects in the input values of one request (a filter may hold 100;
+/// an input object of a mutation is one).
+pub const MAX_INPUT_OBJECTS: usize = 500;
+
+/// The fullest introspection query the standard tools send (graphql-js's
+/// `getIntrospectionQuery` with every option on): free.
+pub const FULL_INTROSPECTION: &str = include_str!("full_introspection.graphql");
+
+/// Why a document is refused before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    /// The argument (or variable) the refusal is about, for
+    /// `extensions.fields`.
+    pub field: Option<String>,
+}
+
+impl Refusal {
+    fn too_complex(message: impl Into<String>) -> Self {
+        Self {
+            code: "QUERY_TOO_COMPLEX",
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn bad_input(message: impl Into<String>, field: Option<String>) -> Self {
+        Self {
+            code: "BAD_USER_INPUT",
+            message: message.into(),
+            field,
+        }
+    }
+}
+
+/// How long each introspection list of this schema is, at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntrospectionSizes {
+    pub types: u64,
+    pub fields: u64,
+    pub args: u64,
+    pub input_fields: u64,
+    pub enum_values: u64,
+    pub interfaces: u64,
+    pub possible_types: u64,
+    pub directives: u64,
+}
+
+impl IntrospectionSizes {
+    /// Read off the answer (`data`, as JSON) to [`FULL_INTROSPECTION`].
+    pub fn from_answer(data: &serde_json::Value) -> Self {
+        let len = |value: &serde_json::Value| value.as_array().map_or(0, |a| a.len() as u64);
+        let types = data["__schema"]["types"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let directives = data["__schema"]["directives"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let most = |values: &[serde_json::Value], list: &str| {
+            values.iter().map(|v| len(&v[list])).max().unwrap_or(0)
+        };
+        let fields: Vec<serde_json::Value> = types
+            .iter()
+            .flat_map(|t| t["fields"].as_array().cloned().unwrap_or_default())
+            .collect();
+        Self {
+            types: len(&data["__schema"]["types"]),
+            fields: most(&types, "fields"),
+            args: most(&fields, "args").max(most(&directives, "args")),
+            input_fields: most(&types, "inputFields"),
+            enum_values: most(&types, "enumValues"),
+            interfaces: most(&types, "interfaces"),
+            possible_types: most(&types, "possibleTypes"),
+            directives: directives.len() as u64,
+        }
+    }
+
+    /// How many items the introspection field `name` lists (1 when it is
+    /// not a list).
+    fn length(&self, name: &str) -> u64 {
+        match name {
+            "types" => self.types,
+            "fields" => self.fields,
+            "args" => self.args,
+            "inputFields" => self.input_fields,
+            "enumValues" => self.enum_values,
+            "interfaces" => self.interfaces,
+            "possibleTypes" => self.possible_types,
+            "directives" => self.directives,
+            _ => 1,
+        }
+        .max(1)
+    }
+}
+
+/// The limits a document is held to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    max_depth: u64,
+    max_complexity: u64,
+    sizes: IntrospectionSizes,
+    /// What [`FULL_INTROSPECTION`] costs and how deep it goes: free.
+    free_introspection: Measure,
+}
+
+impl Limits {
+    pub fn new(max_depth: usize, max_complexity: usize, sizes: IntrospectionSizes) -> Self {
+        let mut limits = Self {
+            max_depth: max_depth as u64,
+            max_complexity: max_complexity as u64,
+            sizes,
+            free_introspection: Measure::default(),
+        };
+        if let Ok(document) = async_graphql::parser::parse_query(FULL_INTROSPECTION)
+            && let Some(operation) = operation(&document, None)
+            && let Ok(measure) = limits.measure(&document, operation, &Variables::default())
+        {
+            limits.free_introspection = measure;
+        }
+        limits
+    }
+
+    /// Refuses `document` when the operation that would run (the one named,
+    /// or the only one) asks for more than the limits allow, or lacks a
+    /// required variable. An operation that cannot be found is left to
+    /// async-graphql, which reports it.
+    pub fn check(
+        &self,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+    ) -> Result<(), Refusal> {
+        check_inputs(document, variables)?;
+        if document.fragments.len() > MAX_FRAGMENTS {
+            return Err(Refusal::too_complex(format!(
+                "A document may define at most {MAX_FRAGMENTS} fragments."
+            )));
+        }
+        let Some(operation) = operation(document, operation_name) else {
+            return Ok(());
+        };
+        let measure = self.measure(document, operation, variables)?;
+        let free = &self.free_introspection;
+        if measure.depth > self.max_depth
+            || measure.introspection_depth > self.max_depth.max(free.introspection_depth)
+        {
+            return Err(Refusal::too_complex(format!(
+                "The query is deeper than the limit of {} (ROSTER_MAX_DEPTH).",
+                self.max_depth
+            )));
+        }
+        for (count, limit, what) in [
+            (
+                measure.fields,
+                MAX_ROOT_FIELDS,
+                "An operation may select at most {} root fields.",
+            ),
+            (
+                measure.aliases,
+                MAX_ALIASES,
+                "A document may hold at most {} aliases.",
+            ),
+            (
+                measure.directives,
+                MAX_DIRECTIVES,
+                "A document may use at most {} directives.",
+            ),
+            (
+                measure.selections,
+                MAX_SELECTIONS,
+                "A document may expand to at most {} selections.",
+            ),
+        ] {
+            if count > limit {
+                return Err(Refusal::too_complex(what.replace("{}", &limit.to_string())));
+            }
+        }
+        let complexity = measure.cost.saturating_add(
+            measure
+                .introspection_cost
+                .saturating_sub(free.introspection_cost),
+        );
+        if complexity > self.max_complexity {
+            return Err(Refusal::too_complex(format!(
+                "The query's complexity {complexity} is above the limit of {} (ROSTER_MAX_COMPLEXITY).",
+                self.max_complexity
+            )));
+        }
+        missing_variable(operation, variables)
+    }
+
+    fn measure(
+        &self,
+        document: &ExecutableDocument,
+        operation: &OperationDefinition,
+        variables: &Variables,
+    ) -> Result<Measure, Refusal> {
+        let defaults = operation
+            .variable_definitions
+            .iter()
+            .filter_map(|v| {
+                let value = v.node.default_value.as_ref()?;
+                Some((v.node.name.node.as_str(), &value.node))
+            })
+            .collect();
+        let mut walk = Walk {
+            document,
+            variables,
+            defaults,
+            sizes: &self.sizes,
+            fragments: HashMap::new(),
+            nesting: 0,
+        };
+        let mut measure = walk.set(&operation.selection_set.node, false)?;
+        let on_variables: usize = operation
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.directives.len())
+            .sum();
+        measure.directives = measure
+            .directives
+            .saturating_add((operation.directives.len() + on_variables) as u64);
+        Ok(measure)
+    }
+}
+
+/// Refuses a document text whose brackets nest deeper than
+/// [`MAX_TEXT_NESTING`], before the parser (which recurses on them, and at
+/// a few hundred levels overflows a worker's stack) sees it. Strings and
+/// comments are skipped.
+pub fn check_text(text: &str) -> Result<(), Refusal> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    // An escaped triple quote does not end the block.
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_TEXT_NESTING {
+                    return Err(Refusal::too_complex(format!(
+                        "The document nests brackets more than {MAX_TEXT_NESTING} deep."
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The operation that runs: the one named, or else the only one.
+fn operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    let mut operations = document.operations.iter();
+    let found = match name {
+        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
+        None => {
+            let first = operations.next();
+            operations.next().is_none().then_some(first).flatten()
+        }
+    };
+    found.map(|(_, operation)| &operation.node)
+}
+
+/// Whether the operation that runs is a mutation.
+pub fn is_mutation(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    operation(document, operation_name).is_some_and(|op| op.ty == OperationType::Mutation)
+}
+
+/// A variable of a non-null type with no default that the request leaves
+/// out (or sets to null) cannot be coerced: the request is refused whole,
+/// as the GraphQL spec's CoerceVariableValues says, before anything runs.
+fn missing_variable(operation: &OperationDefinition, variables: &Variables) -> Result<(), Refusal> {
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        let name = &definition.name.node;
+        let given = variables.get(name).is_some_and(|v| *v != Value::Null);
+        if !definition.var_type.node.nullable && definition.default_value.is_none() && !given {
+            let message = format!(
+                "Variable \"${name}\" of required type \"{}\" was not provided.",
+                definition.var_type.node
+            );
+            return Err(Refusal::bad_input(message, None));
+        }
+    }
+    Ok(())
+}
+
+/// A value made of lists and objects.
+trait Nested {
+    fn is_object(&self) -> bool;
+    fn for_each_item<'a>(&'a self, visit: impl FnMut(&'a Self));
+}
+
+impl Nested for Value {
+    fn is_object(&self) -> bool {
+        matches!(self, Value::Object(_))
+    }
+
+    fn for_each_item<'a>(&'a self, visit: impl FnMut(&'a Self)) {
+        match self {
+            Value::List(items) => items.iter().for_each(visit),
+            Value::Object(fields) => fields.values().for_each(visit),
+            _ => {}
+        }
+    }
+}
+
+impl Nested for async_graphql_value::Value {
+    fn is_object(&self) -> bool {
+        matches!(self, Self::Object(_))
+    }
+
+    fn for_each_item<'a>(&'a self, visit: impl FnMut(&'a Self)) {
+        match self {
+            Self::List(items) => items.iter().for_each(visit),
+            Self::Object(fields) => fields.values().for_each(visit),
+            _ => {}
+        }
+    }
+}
+
+/// What the input values of one request may still hold: every argument,
+/// directive argument and default of every definition, used or not
+/// (validation visits them all), and every variable given.
+struct InputBudget {
+    objects: usize,
+}
+
+impl InputBudget {
+    /// Counts the objects of `value` and checks its depth, iteratively (so
+    /// that measuring cannot overflow the stack either); a refusal names
+    /// `field`.
+    fn take<V: Nested>(&mut self, value: &V, field: &str) -> Result<(), Refusal> {
+        let mut pending = vec![(value, 1)];
+        while let Some((value, depth)) = pending.pop() {
+            if depth > MAX_INPUT_DEPTH {
+                return Err(Refusal::bad_input(
+                    format!(
+                        "Input values may nest lists and objects at most {MAX_INPUT_DEPTH} deep."
+                    ),
+                    Some(field.to_owned()),
+                ));
+            }
+            if value.is_object() {
+                self.objects += 1;
+                if self.objects > MAX_INPUT_OBJECTS {
+                    return Err(Refusal::bad_input(
+                        format!(
+                            "The input values of a request may hold at most {MAX_INPUT_OBJECTS} objects."
+                        ),
+                        Some(field.to_owned()),
+                    ));
+                }
+            }
+            value.for_each_item(|item| pending.push((item, depth + 1)));
+        }
+        Ok(())
+    }
+
+    fn take_arguments(
+        &mut self,
+        arguments: &[(Positioned<Name>, Positioned<async_graphql_value::Value>)],
+    ) -> Result<(), Refusal> {
+        for (name, value) in arguments {
+            self.take(&value.node, name.node.as_str())?;
+        }
+        Ok(())
+    }
+
+    fn take_directives(&mut self, directives: &[Positioned<Directive>]) -> Result<(), Refusal> {
+        for directive in directives {
+            self.take_arguments(&directive.node.arguments)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a request whose input values nest deeper than
+/// [`MAX_INPUT_DEPTH`] or hold more than [`MAX_INPUT_OBJECTS`] objects,
+/// before async-graphql coerces them (recursively, into structs of a few
+/// hundred bytes each: a filter nested 120 deep overflowed a worker's
+/// stack, and one of 20,000 `or` branches took 170 MiB). A variable's
+/// refusal is reported under the argument it is given to.
+fn check_inputs(document: &ExecutableDocument, variables: &Variables) -> Result<(), Refusal> {
+    let mut budget = InputBudget { objects: 0 };
+    let mut given_to: HashMap<&str, &str> = HashMap::new();
+    let mut sets: Vec<&SelectionSet> = Vec::new();
+    for (_, operation) in document.operations.iter() {
+        let operation = &operation.node;
+        for variable in &operation.variable_definitions {
+            let variable = &variable.node;
+            budget.take_directives(&variable.directives)?;
+            if let Some(default) = &variable.default_value {
+                budget.take(&default.node, variable.name.node.as_str())?;
+            }
+        }
+        budget.take_directives(&operation.directives)?;
+        sets.push(&operation.selection_set.node);
+    }
+    for fragment in document.fragments.values() {
+        budget.take_directives(&fragment.node.directives)?;
+        sets.push(&fragment.node.selection_set.node);
+    }
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    budget.take_arguments(&field.arguments)?;
+                    budget.take_directives(&field.directives)?;
+                    for (name, value) in &field.arguments {
+                        if let async_graphql_value::Value::Variable(variable) = &value.node {
+                            given_to
+                                .entry(variable.as_str())
+                                .or_insert(name.node.as_str());
+                        }
+                    }
+                    sets.push(&field.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => {
+                    budget.take_directives(&fragment.node.directives)?;
+                    sets.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    budget.take_directives(&spread.node.directives)?;
+                }
+            }
+        }
+    }
+    for (name, value) in variables.iter() {
+        let field = given_to
+            .get(name.as_str())
+            .copied()
+            .unwrap_or(name.as_str());
+        budget.take(value, field)?;
+    }
+    Ok(())
+}
+
+/// The measure of a selection set, or of a field within one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Measure {
+    /// Complexity outside introspection.
+    cost: u64,
+    /// The part of `cost` that is paid once per connection, not per row
+    /// (`totalCount` directly in this set).
+    once: u64,
+    /// The deepest field outside introspection.
+    depth: u64,
+    introspection_cost: u64,
+    introspection_depth: u64,
+    /// Fields directly in this set (through fragments).
+    fields: u64,
+    aliases: u64,
+    directives: u64,
+    selections: u64,
+}
+
+impl Measure {
+    fn add(&mut self, other: &Measure) {
+        self.cost = self.cost.saturating_add(other.cost);
+        self.once = self.once.saturating_add(other.once);
+        self.depth = self.depth.max(other.depth);
+        self.introspection_cost = self
+            .introspection_cost
+            .saturating_add(other.introspection_cost);
+        self.introspection_depth = self.introspection_depth.max(other.introspection_depth);
+        self.fields = self.fields.saturating_add(other.fields);
+        self.aliases = self.aliases.saturating_add(other.aliases);
+        self.directives = self.directives.saturating_add(other.directives);
+        self.selections = self.selections.saturating_add(other.selections);
+    }
+}
+
+/// A fragment's measure in one context (inside introspection or not), or
+/// the note that it is being measured (seen again: a cycle).
+enum Fragment {
+    Measuring,
+    Measured(Measure),
+}
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    variables: &'a Variables,
+    defaults: HashMap<&'a str, &'a Value>,
+    sizes: &'a IntrospectionSizes,
+    fragments: HashMap<(&'a str, bool), Fragment>,
+    nesting: usize,
+}
+
+impl<'a> Walk<'a> {
+    /// The measure of `set`; `introspection` when it lies under `__schema`
+    /// or `__type`.
+    fn set(&mut self, set: &'a SelectionSet, introspection: bool) -> Result<Measure, Refusal> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(Refusal::too_complex(format!(
+                "The query nests selections and fragments more than {MAX_NESTING} deep."
+            )));
+        }
+        let mut total = Measure::default();
+        for item in &set.items {
+            let mut part = match &item.node {
+                Selection::Field(field) => self.field(&field.node, introspection)?,
+                Selection::InlineFragment(fragment) => {
+                    let fragment = &fragment.node;
+                    let mut part = self.set(&fragment.selection_set.node, introspection)?;
+                    part.directives = part
+                        .directives
+                        .saturating_add(fragment.directives.len() as u64);
+                    part
+                }
+                Selection::FragmentSpread(spread) => {
+                    let spread = &spread.node;
+                    let mut part = self.spread(&spread.fragment_name.node, introspection)?;
+                    part.directives = part
+                        .directives
+                        .saturating_add(spread.directives.len() as u64);
+                    part
+                }
+            };
+            part.selections = part.selections.saturating_add(1);
+            total.add(&part);
+        }
+        self.nesting -= 1;
+        Ok(total)
+    }
+
+    fn spread(&mut self, name: &'a Name, introspection: bool) -> Result<Measure, Refusal> {
+        let Some(fragment) = self.document.fragments.get(name) else {
+            // Unknown: validation reports it.
+            return Ok(Measure::default());
+        };
+        let key = (name.as_str(), introspection);
+        match self.fragments.get(&key) {
+            Some(Fragment::Measured(measure)) => return Ok(*measure),
+            Some(Fragment::Measuring) => {
+                return Err(Refusal {
+                    code: "GRAPHQL_VALIDATION_FAILED",
+                    message: format!("Cannot spread fragment \"{name}\" within itself."),
+                    field: None,
+                });
+            }
+            None => {}
+        }
+        self.fragments.insert(key, Fragment::Measuring);
+        let fragment = &fragment.node;
+        let mut measure = self.set(&fragment.selection_set.node, introspection)?;
+        measure.directives = measure
+            .directives
+            .saturating_add(fragment.directives.len() as u64);
+        self.fragments.insert(key, Fragment::Measured(measure));
+        Ok(measure)
+    }
+
+    fn field(&mut self, field: &'a Field, introspection: bool) -> Result<Measure, Refusal> {
+        let name = field.name.node.as_str();
+        let mut own = Measure {
+            fields: 1,
+            aliases: u64::from(field.alias.is_some()),
+            directives: field.directives.len() as u64,
+            depth: 1,
+            ..Measure::default()
+        };
+        if name == "__typename" {
+            return Ok(own);
+        }
+        let entering = !introspection && (name == "__schema" || name == "__type");
+        let inside = introspection || entering;
+        let children = &field.selection_set.node;
+        if children.items.is_empty() {
+            own.cost = if !inside && name == "totalCount" {
+                own.once = TOTAL_COUNT_COST;
+                TOTAL_COUNT_COST
+            } else {
+                1
+            };
+        } else {
+            let inner = self.set(children, inside)?;
+            let per_item = if introspection {
+                self.sizes.length(name)
+            } else if entering {
+                1
+            } else {
+                self.page_size(field)
+            };
+            let per_row = inner.cost.saturating_sub(inner.once);
+            own.cost = 1u64
+                .saturating_add(per_row.saturating_mul(per_item))
+                .saturating_add(inner.once);
+            own.depth = inner.depth.saturating_add(1);
+            own.introspection_cost = inner.introspection_cost;
+            if inner.introspection_depth > 0 {
+                own.introspection_depth = inner.introspection_depth.saturating_add(1);
+            }
+            own.aliases = own.aliases.saturating_add(inner.aliases);
+            own.directives = own.directives.saturating_add(inner.directives);
+            own.selections = inner.selections;
+        }
+        if entering {
+            own.introspection_cost = own.introspection_cost.saturating_add(own.cost);
+            own.introspection_depth = own.introspection_depth.max(own.depth);
+            own.cost = 0;
+            own.depth = 0;
+        }
+        Ok(own)
+    }
+
+    /// Rows a list field returns at most: its `first`, `last` or `limit`,
+    /// else the default page for a connection (one that selects `edges` or
+    /// `nodes`), else 1.
+    fn page_size(&self, field: &Field) -> u64 {
+        let argument = ["first", "last", "limit"].iter().find_map(|name| {
+            let value = field.get_argument(name)?.node.clone();
+            let value =
+                value.into_const_with(|variable: Name| match self.variables.get(&variable) {
+                    Some(value) => Ok(value.clone()),
+                    None => self
+                        .defaults
+                        .get(variable.as_str())
+                        .map(|v| (*v).clone())
+                        .ok_or(()),
+                });
+            match value {
+                Ok(Value::Number(n)) => n.as_u64(),
+                _ => None,
+            }
+        });
+        let is_connection = field.selection_set.node.items.iter().any(|item| {
+            matches!(&item.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "edges" | "nodes"))
+        });
+        argument
+            .unwrap_or(if is_connection { DEFAULT_PAGE_SIZE } else { 1 })
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_nesting_skips_strings_and_comments() {
+        let deep = |n: usize| "{".repeat(n) + &"}".repeat(n);
+        assert!(check_text(&deep(MAX_TEXT_NESTING)).is_ok());
+        assert!(check_text(&deep(MAX_TEXT_NESTING + 1)).is_err());
+        let hidden = format!(
+            "{{ a(s: \"{0}\", t: \"\\\"{0}\") # {0}\n b(u: \"\"\"{0} \\\"\"\" {0}\"\"\") }}",
+            "{".repeat(100)
+        );
+        assert_eq!(check_text(&hidden), Ok(()));
+        assert!(check_text(&"[".repeat(1_000_000)).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! The accept loop: hyper's HTTP/1 connections with the limits axum's own
+//! `serve` cannot set.
+//! - At most `ROSTER_MAX_CONNECTIONS` connections are open; over it, new
+//!   ones wait in the kernel's backlog, unaccepted, and those already open
+//!   are served as usual.
+//! - A client has `ROSTER_HEADER_READ_TIMEOUT_SECS` to send a request's
+//!   headers, counted from when the connection is ready for one (so headers
+//!   that never end, and a connection that never sends any, are cut off).
+//! - A connection with no byte moving either way for
+//!   `ROSTER_IDLE_TIMEOUT_SECS` is closed once its request, if any, is done.
+//! - A request body that pauses longer than `ROSTER_BODY_READ_TIMEOUT_SECS`
+//!   is refused (the whole request still has `ROSTER_REQUEST_TIMEOUT_SECS`).
+use std::{
+    io,
+    net::SocketAddr,
+    pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+    time::Instant,
+};
+use tower::Service as _;
+use tower_http::timeout::RequestBodyTimeout;
+
+use crate::config::Config;
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops
+/// accepting, lets open connections finish their requests, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Each call gives the router with the peer's `ConnectInfo<SocketAddr>`.
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    let cap = config.max_connections;
+    let slots = Arc::new(Semaphore::new(cap as usize));
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut shutdown = pin!(shutdown);
+    'serve: loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break 'serve,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => break 'serve,
+            },
+        };
+        let (stream, peer) = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break 'serve,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => break accepted,
+                    Err(error) => on_accept_error(error).await,
+                },
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Tracked {
+            stream,
+            activity: Arc::clone(&activity),
+        });
+        let service = match make_service.call(peer).await {
+            Ok(service) => service,
+            Err(never) => match never {},
+        };
+        let service =
+            TowerToHyperService::new(RequestBodyTimeout::new(service, config.body_read_timeout));
+        let connection = http.serve_connection(io, service);
+        let mut stop = stop_rx.clone();
+        let idle_timeout = config.idle_timeout;
+        tokio::spawn(async move {
+            // The slot is free again when the connection ends.
+            let _permit = permit;
+            let mut connection = pin!(connection);
+            let mut idle = pin!(tokio::time::sleep(idle_timeout));
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%peer, %error, "connection ended");
+                        }
+                        break;
+                    }
+                    _ = stop.changed(), if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    () = &mut idle, if !closing => {
+                        let until = activity.last() + idle_timeout;
+                        if Instant::now() >= until {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        } else {
+                            idle.as_mut().reset(until);
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Every connection: finish the request in hand, then close.
+    stop_tx.send_replace(());
+    // Each open connection holds a slot: once all are back, all are done.
+    let _all = slots.acquire_many(cap).await;
+    Ok(())
+}
+
+async fn on_accept_error(error: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    // Out of file descriptors, say: wait for some to be freed.
+    tracing::error!(%error, "accept error; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// When bytes last moved on a connection.
+struct Activity {
+    accepted: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            accepted: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.accepted + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A TCP stream that notes when bytes move.
+struct Tracked {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() != before {
+            this.activity.touch();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &poll
+            && *n > 0
+        {
+            this.activity.touch();
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &poll
+            && *n > 0
+        {
+            this.activity.touch();
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,181 @@
+//! The attacks of issue 12, each sent to a real `roster serve` process:
+//! what it answers, how long it takes and the process's peak memory (from
+//! `/proc/<pid>/status`) while it runs. `--nocapture` prints the figures;
+//! `ROSTER_TEST_BIN=target/release/roster` measures a release build.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::{
+    helpers::{PASSWORD, Reply, fresh_database},
+    hostile::{aliased_introspection, fragment_bomb},
+    processes::{Server, start_with},
+};
+
+/// The process's peak resident memory, in KiB (`VmHWM`).
+fn peak_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `body` as JSON, or as `content_type` when given.
+async fn post(server: &Server, token: Option<&str>, body: String, content_type: &str) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Reply::from(request.send().await.unwrap()).await
+}
+
+/// Checks the answer, prints what it cost, and holds it to `MAX_SECONDS`.
+fn report(server: &Server, attack: &str, started: Instant, answer: &str) {
+    let elapsed = started.elapsed();
+    let peak = peak_kib(server);
+    eprintln!(
+        "{attack}: {answer} in {} ms; peak RSS {} MiB",
+        elapsed.as_millis(),
+        peak / 1024
+    );
+    assert!(
+        elapsed < Duration::from_secs(MAX_SECONDS),
+        "{attack}: {elapsed:?}"
+    );
+    assert!(peak < MAX_PEAK_KIB, "{attack}: peak {peak} KiB");
+}
+
+/// Generous bounds: each attack is answered in milliseconds and the
+/// process stays near its idle size; these catch a regression of orders of
+/// magnitude (minutes, gibibytes), not noise.
+const MAX_SECONDS: u64 = 5;
+const MAX_PEAK_KIB: u64 = 256 * 1024;
+
+#[tokio::test]
+async fn the_attacks_of_issue_12_cost_a_real_server_milliseconds_and_mebibytes() {
+    let (database_url, _dir) = fresh_database().await;
+    let server = start_with(&database_url, &[("ROSTER_HEADER_READ_TIMEOUT_SECS", "2")]);
+    let register = "mutation($u: String!, $e: String!, $p: String!) { register(input: {username: $u, email: $e, password: $p}) { id } }";
+    let reply = server
+        .gql(
+            None,
+            register,
+            json!({ "u": "mallory", "e": "m@example.com", "p": PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+    let token = server.login("mallory", PASSWORD).await.body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let json = "application/json";
+    let query = |document: String| json!({ "query": document }).to_string();
+
+    let started = Instant::now();
+    let reply = post(&server, None, query(fragment_bomb(29)), json).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+    report(
+        &server,
+        "fragment bomb (1.3 KB, anonymous)",
+        started,
+        "QUERY_TOO_COMPLEX",
+    );
+
+    let started = Instant::now();
+    let reply = post(&server, None, query(aliased_introspection(50)), json).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+    report(
+        &server,
+        "aliased introspection (2.5 KB, anonymous)",
+        started,
+        "QUERY_TOO_COMPLEX",
+    );
+
+    let aliases: String = (0..64)
+        .map(|i| format!("a{i}: users(search: $s, filter: {{id: {{gt: \"{i}\"}}}}, first: 1) {{ totalCount }} "))
+        .collect();
+    let document = format!("query($s: String) {{ {aliases} }}");
+    for round in 0..3 {
+        let started = Instant::now();
+        let search = format!("{round}{}", "s".repeat(300_000));
+        let body = json!({ "query": document, "variables": { "s": search } }).to_string();
+        let reply = post(&server, Some(&token), body, json).await;
+        assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+        report(
+            &server,
+            "64 totalCounts searching 300,000 characters",
+            started,
+            "QUERY_TOO_COMPLEX",
+        );
+    }
+    let started = Instant::now();
+    let search = "s".repeat(300_000);
+    let body = json!({ "query": "query($s: String) { users(search: $s) { totalCount } }", "variables": { "s": search } }).to_string();
+    let reply = post(&server, Some(&token), body, json).await;
+    assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
+    report(
+        &server,
+        "one totalCount searching 300,000 characters",
+        started,
+        "BAD_USER_INPUT",
+    );
+
+    let started = Instant::now();
+    let branches: Vec<Value> = (0..20_000)
+        .map(|i| json!({ "id": { "exact": i.to_string() } }))
+        .collect();
+    let body = json!({ "query": "query($f: UserFilter) { users(filter: $f) { totalCount } }", "variables": { "f": { "or": branches } } }).to_string();
+    let reply = post(&server, Some(&token), body, json).await;
+    assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
+    report(&server, "or of 20,000 branches", started, "BAD_USER_INPUT");
+
+    let started = Instant::now();
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: roster\r\n")
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(MAX_SECONDS), async {
+        loop {
+            let _ = stream.write_all(b"X-More: headers\r\n").await;
+            tokio::select! {
+                read = stream.read(&mut buffer) => if matches!(read, Ok(0) | Err(_)) { break },
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "headers that never end kept the connection");
+    report(
+        &server,
+        "headers that never end (header timeout 2 s)",
+        started,
+        "connection closed",
+    );
+
+    let started = Instant::now();
+    let body = json!({ "query": register, "variables": { "u": "victim", "e": "v@example.com", "p": PASSWORD } }).to_string();
+    let reply = post(&server, None, body, "text/plain").await;
+    assert_eq!(reply.status, 415);
+    report(&server, "cross-site text/plain register", started, "415");
+    let reply = server.login("victim", PASSWORD).await;
+    assert_eq!(reply.codes(), vec!["UNAUTHENTICATED"]);
+
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
