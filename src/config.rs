@@ -19,6 +19,17 @@ pub const DEFAULT_REFRESH_REUSE_GRACE_SECS: u64 = 10;
 pub const DEFAULT_CACHE_SECS: u64 = 1;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_CACHE_MAX_MIB: usize = 32;
+pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 64;
+pub const DEFAULT_MAX_ALIASES: u64 = 128;
+pub const DEFAULT_MAX_DIRECTIVES: u64 = 128;
+pub const DEFAULT_MAX_FRAGMENTS: usize = 128;
+pub const DEFAULT_MAX_SELECTIONS: u64 = 10_000;
+pub const DEFAULT_TOTAL_COUNT_COST: u64 = 250;
+pub const DEFAULT_MAX_INPUT_OBJECTS: usize = 500;
+pub const DEFAULT_MAX_FILTER_NODES: usize = 100;
+pub const DEFAULT_MAX_FILTER_DEPTH: usize = 10;
+pub const DEFAULT_MAX_IN_VALUES: usize = 1_000;
+pub const DEFAULT_MAX_TEXT_LENGTH: usize = 256;
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
@@ -119,6 +130,55 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_MAX_COMPLEXITY", default_value_t = DEFAULT_MAX_COMPLEXITY,
           value_parser = parse_positive_usize, value_name = "N")]
     pub max_complexity: usize,
+    /// Most fields (aliases included) at the root of one operation.
+    #[arg(long, env = "ROSTER_MAX_ROOT_FIELDS", default_value_t = DEFAULT_MAX_ROOT_FIELDS,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), value_name = "N")]
+    pub max_root_fields: u64,
+    /// Most aliased fields in one document, as its fragments expand.
+    #[arg(long, env = "ROSTER_MAX_ALIASES", default_value_t = DEFAULT_MAX_ALIASES,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), value_name = "N")]
+    pub max_aliases: u64,
+    /// Most directives in one document, as its fragments expand.
+    #[arg(long, env = "ROSTER_MAX_DIRECTIVES", default_value_t = DEFAULT_MAX_DIRECTIVES,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), value_name = "N")]
+    pub max_directives: u64,
+    /// Most fragment definitions in one document.
+    #[arg(long, env = "ROSTER_MAX_FRAGMENTS", default_value_t = DEFAULT_MAX_FRAGMENTS,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_fragments: usize,
+    /// Most selections (fields, spreads, inline fragments) a document may
+    /// expand to, free ones (`__typename`) included.
+    #[arg(long, env = "ROSTER_MAX_SELECTIONS", default_value_t = DEFAULT_MAX_SELECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    pub max_selections: u64,
+    /// What a `totalCount` adds to a query's complexity (it counts every
+    /// match), once per connection.
+    #[arg(long, env = "ROSTER_TOTAL_COUNT_COST", default_value_t = DEFAULT_TOTAL_COUNT_COST,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    pub total_count_cost: u64,
+    /// Most objects in the input values (arguments and variables) of one
+    /// request.
+    #[arg(long, env = "ROSTER_MAX_INPUT_OBJECTS", default_value_t = DEFAULT_MAX_INPUT_OBJECTS,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_input_objects: usize,
+    /// Most filter objects (nested filters and field lookups) in one filter.
+    #[arg(long, env = "ROSTER_MAX_FILTER_NODES", default_value_t = DEFAULT_MAX_FILTER_NODES,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_filter_nodes: usize,
+    /// Deepest nesting of and/or/not in one filter (at most 14: input values
+    /// nest at most 32 deep, and each level takes two).
+    #[arg(long, env = "ROSTER_MAX_FILTER_DEPTH", default_value_t = DEFAULT_MAX_FILTER_DEPTH as u64,
+          value_parser = clap::value_parser!(u64).range(1..=14), value_name = "N")]
+    pub max_filter_depth: u64,
+    /// Most values in all the `in` lists of one filter together (at most
+    /// 30,000: SQLite binds at most 32,766 values in one statement).
+    #[arg(long, env = "ROSTER_MAX_IN_VALUES", default_value_t = DEFAULT_MAX_IN_VALUES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=30_000), value_name = "N")]
+    pub max_in_values: u64,
+    /// Longest text of a filter value or a `search`, in characters.
+    #[arg(long, env = "ROSTER_MAX_TEXT_LENGTH", default_value_t = DEFAULT_MAX_TEXT_LENGTH,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub max_text_length: usize,
     /// Shortest password accepted.
     #[arg(long, env = "ROSTER_PASSWORD_MIN_LENGTH", default_value_t = DEFAULT_PASSWORD_MIN_LENGTH,
           value_parser = parse_password_min_length, value_name = "N")]
@@ -216,6 +276,17 @@ impl Default for Settings {
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
             max_depth: DEFAULT_MAX_DEPTH,
             max_complexity: DEFAULT_MAX_COMPLEXITY,
+            max_root_fields: DEFAULT_MAX_ROOT_FIELDS,
+            max_aliases: DEFAULT_MAX_ALIASES,
+            max_directives: DEFAULT_MAX_DIRECTIVES,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            max_selections: DEFAULT_MAX_SELECTIONS,
+            total_count_cost: DEFAULT_TOTAL_COUNT_COST,
+            max_input_objects: DEFAULT_MAX_INPUT_OBJECTS,
+            max_filter_nodes: DEFAULT_MAX_FILTER_NODES,
+            max_filter_depth: DEFAULT_MAX_FILTER_DEPTH as u64,
+            max_in_values: DEFAULT_MAX_IN_VALUES as u64,
+            max_text_length: DEFAULT_MAX_TEXT_LENGTH,
             password_min_length: DEFAULT_PASSWORD_MIN_LENGTH,
             refresh_reuse_grace_secs: DEFAULT_REFRESH_REUSE_GRACE_SECS,
             cache_secs: DEFAULT_CACHE_SECS,
@@ -227,6 +298,30 @@ impl Default for Settings {
             body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             introspection: true,
+        }
+    }
+}
+
+/// What one filter may hold (see `graphql::filters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterLimits {
+    /// Filter objects: the filter, each nested filter, each field lookup.
+    pub max_nodes: usize,
+    /// Levels of and/or/not.
+    pub max_depth: usize,
+    /// Values in all `in` lists together.
+    pub max_in_values: usize,
+    /// Characters of one text value or `search`.
+    pub max_text_length: usize,
+}
+
+impl Default for FilterLimits {
+    fn default() -> Self {
+        Self {
+            max_nodes: DEFAULT_MAX_FILTER_NODES,
+            max_depth: DEFAULT_MAX_FILTER_DEPTH,
+            max_in_values: DEFAULT_MAX_IN_VALUES,
+            max_text_length: DEFAULT_MAX_TEXT_LENGTH,
         }
     }
 }
@@ -245,6 +340,14 @@ pub struct Config {
     pub max_page_size: u32,
     pub max_depth: usize,
     pub max_complexity: usize,
+    pub max_root_fields: u64,
+    pub max_aliases: u64,
+    pub max_directives: u64,
+    pub max_fragments: usize,
+    pub max_selections: u64,
+    pub total_count_cost: u64,
+    pub max_input_objects: usize,
+    pub filter_limits: FilterLimits,
     pub password_min_length: usize,
     pub refresh_reuse_grace: Duration,
     pub cache: Duration,
@@ -294,6 +397,19 @@ impl Config {
             max_page_size: settings.max_page_size,
             max_depth: settings.max_depth,
             max_complexity: settings.max_complexity,
+            max_root_fields: settings.max_root_fields,
+            max_aliases: settings.max_aliases,
+            max_directives: settings.max_directives,
+            max_fragments: settings.max_fragments,
+            max_selections: settings.max_selections,
+            total_count_cost: settings.total_count_cost,
+            max_input_objects: settings.max_input_objects,
+            filter_limits: FilterLimits {
+                max_nodes: settings.max_filter_nodes,
+                max_depth: settings.max_filter_depth as usize,
+                max_in_values: settings.max_in_values as usize,
+                max_text_length: settings.max_text_length,
+            },
             password_min_length: settings.password_min_length,
             refresh_reuse_grace: Duration::from_secs(settings.refresh_reuse_grace_secs),
             cache: Duration::from_secs(settings.cache_secs),
@@ -314,4 +430,26 @@ pub fn parse_bind(value: &str) -> Result<SocketAddr, String> {
     value
         .parse()
         .map_err(|_| "expected an address like 127.0.0.1:8080 or [::1]:8080".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn clap_defaults_are_the_default_settings() {
+        let parsed = Cli::try_parse_from(["roster"]).map(|cli| cli.settings);
+        assert_eq!(
+            parsed.map(|s| format!("{s:?}")).ok(),
+            Some(format!("{:?}", Settings::default()))
+        );
+    }
 }

@@ -11,9 +11,11 @@
 //! - **complexity**: every field costs 1, plus its children times its page
 //!   size (`first`, `last` or `limit`, from a literal, a variable or the
 //!   variable's default; a connection selected without one counts the
-//!   default page of 20). `totalCount` is a scan: it costs
-//!   [`TOTAL_COUNT_COST`], once per connection, not per row. `__typename`
-//!   costs nothing;
+//!   default page of 20). `totalCount` counts every match: it costs
+//!   `ROSTER_TOTAL_COUNT_COST` (250, like a page of 250 rows; the default
+//!   complexity allows 40 of them, or a page of 20 groups with their
+//!   members' counts), once per connection, not per row. `__typename` costs
+//!   nothing;
 //! - **introspection** like everything else, each list counted at its real
 //!   length in this schema (`types` as many as the schema has, `fields` as
 //!   many as its largest type has, ...). What the fullest standard
@@ -35,23 +37,8 @@ use async_graphql::{
 };
 
 use super::pagination::DEFAULT_PAGE_SIZE;
+use crate::config::Config;
 
-/// Most fields (aliases included) at the root of the operation.
-pub const MAX_ROOT_FIELDS: u64 = 64;
-/// Most aliased fields, as expanded.
-pub const MAX_ALIASES: u64 = 128;
-/// Most directives, as expanded.
-pub const MAX_DIRECTIVES: u64 = 128;
-/// Most fragment definitions in one document.
-pub const MAX_FRAGMENTS: usize = 128;
-/// Most selections (fields, spreads and inline fragments), as expanded:
-/// bounds what async-graphql's validation and execution walk, free fields
-/// (`__typename`) included.
-pub const MAX_SELECTIONS: u64 = 10_000;
-/// What a `totalCount` costs: it counts every match, so it is charged like
-/// 250 rows (the default complexity allows 40 of them, or a page of 20
-/// groups with their members' counts).
-pub const TOTAL_COUNT_COST: u64 = 250;
 /// Most nested selection sets and fragment spreads on one path; beyond it
 /// the walk stops (it recurses, and a stack is finite).
 const MAX_NESTING: usize = 128;
@@ -61,9 +48,6 @@ pub const MAX_TEXT_NESTING: usize = 64;
 /// Deepest nesting of lists and objects in an input value (a filter nested
 /// as deep as the filter limits allow takes about 24).
 pub const MAX_INPUT_DEPTH: usize = 32;
-/// Most objects in the input values of one request (a filter may hold 100;
-/// an input object of a mutation is one).
-pub const MAX_INPUT_OBJECTS: usize = 500;
 
 /// The fullest introspection query the standard tools send (graphql-js's
 /// `getIntrospectionQuery` with every option on): free.
@@ -159,21 +143,35 @@ impl IntrospectionSizes {
     }
 }
 
-/// The limits a document is held to.
+/// The limits a document is held to (the `ROSTER_MAX_*` settings).
 #[derive(Debug, Clone)]
 pub struct Limits {
     max_depth: u64,
     max_complexity: u64,
+    max_root_fields: u64,
+    max_aliases: u64,
+    max_directives: u64,
+    max_fragments: usize,
+    max_selections: u64,
+    total_count_cost: u64,
+    max_input_objects: usize,
     sizes: IntrospectionSizes,
     /// What [`FULL_INTROSPECTION`] costs and how deep it goes: free.
     free_introspection: Measure,
 }
 
 impl Limits {
-    pub fn new(max_depth: usize, max_complexity: usize, sizes: IntrospectionSizes) -> Self {
+    pub fn new(config: &Config, sizes: IntrospectionSizes) -> Self {
         let mut limits = Self {
-            max_depth: max_depth as u64,
-            max_complexity: max_complexity as u64,
+            max_depth: config.max_depth as u64,
+            max_complexity: config.max_complexity as u64,
+            max_root_fields: config.max_root_fields,
+            max_aliases: config.max_aliases,
+            max_directives: config.max_directives,
+            max_fragments: config.max_fragments,
+            max_selections: config.max_selections,
+            total_count_cost: config.total_count_cost,
+            max_input_objects: config.max_input_objects,
             sizes,
             free_introspection: Measure::default(),
         };
@@ -196,10 +194,11 @@ impl Limits {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> Result<(), Refusal> {
-        check_inputs(document, variables)?;
-        if document.fragments.len() > MAX_FRAGMENTS {
+        check_inputs(document, variables, self.max_input_objects)?;
+        if document.fragments.len() > self.max_fragments {
             return Err(Refusal::too_complex(format!(
-                "A document may define at most {MAX_FRAGMENTS} fragments."
+                "A document may define at most {} fragments.",
+                self.max_fragments
             )));
         }
         let Some(operation) = operation(document, operation_name) else {
@@ -218,22 +217,22 @@ impl Limits {
         for (count, limit, what) in [
             (
                 measure.fields,
-                MAX_ROOT_FIELDS,
+                self.max_root_fields,
                 "An operation may select at most {} root fields.",
             ),
             (
                 measure.aliases,
-                MAX_ALIASES,
+                self.max_aliases,
                 "A document may hold at most {} aliases.",
             ),
             (
                 measure.directives,
-                MAX_DIRECTIVES,
+                self.max_directives,
                 "A document may use at most {} directives.",
             ),
             (
                 measure.selections,
-                MAX_SELECTIONS,
+                self.max_selections,
                 "A document may expand to at most {} selections.",
             ),
         ] {
@@ -274,6 +273,7 @@ impl Limits {
             variables,
             defaults,
             sizes: &self.sizes,
+            total_count_cost: self.total_count_cost,
             fragments: HashMap::new(),
             nesting: 0,
         };
@@ -418,6 +418,7 @@ impl Nested for async_graphql_value::Value {
 /// (validation visits them all), and every variable given.
 struct InputBudget {
     objects: usize,
+    max_objects: usize,
 }
 
 impl InputBudget {
@@ -437,10 +438,11 @@ impl InputBudget {
             }
             if value.is_object() {
                 self.objects += 1;
-                if self.objects > MAX_INPUT_OBJECTS {
+                if self.objects > self.max_objects {
                     return Err(Refusal::bad_input(
                         format!(
-                            "The input values of a request may hold at most {MAX_INPUT_OBJECTS} objects."
+                            "The input values of a request may hold at most {} objects.",
+                            self.max_objects
                         ),
                         Some(field.to_owned()),
                     ));
@@ -470,13 +472,20 @@ impl InputBudget {
 }
 
 /// Refuses a request whose input values nest deeper than
-/// [`MAX_INPUT_DEPTH`] or hold more than [`MAX_INPUT_OBJECTS`] objects,
+/// [`MAX_INPUT_DEPTH`] or hold more than `ROSTER_MAX_INPUT_OBJECTS` objects,
 /// before async-graphql coerces them (recursively, into structs of a few
 /// hundred bytes each: a filter nested 120 deep overflowed a worker's
 /// stack, and one of 20,000 `or` branches took 170 MiB). A variable's
 /// refusal is reported under the argument it is given to.
-fn check_inputs(document: &ExecutableDocument, variables: &Variables) -> Result<(), Refusal> {
-    let mut budget = InputBudget { objects: 0 };
+fn check_inputs(
+    document: &ExecutableDocument,
+    variables: &Variables,
+    max_objects: usize,
+) -> Result<(), Refusal> {
+    let mut budget = InputBudget {
+        objects: 0,
+        max_objects,
+    };
     let mut given_to: HashMap<&str, &str> = HashMap::new();
     let mut sets: Vec<&SelectionSet> = Vec::new();
     for (_, operation) in document.operations.iter() {
@@ -578,6 +587,7 @@ struct Walk<'a> {
     variables: &'a Variables,
     defaults: HashMap<&'a str, &'a Value>,
     sizes: &'a IntrospectionSizes,
+    total_count_cost: u64,
     fragments: HashMap<(&'a str, bool), Fragment>,
     nesting: usize,
 }
@@ -664,8 +674,8 @@ impl<'a> Walk<'a> {
         let children = &field.selection_set.node;
         if children.items.is_empty() {
             own.cost = if !inside && name == "totalCount" {
-                own.once = TOTAL_COUNT_COST;
-                TOTAL_COUNT_COST
+                own.once = self.total_count_cost;
+                self.total_count_cost
             } else {
                 1
             };

@@ -16,46 +16,49 @@ use super::{
     parse_id,
     types::DivisionType,
 };
-use crate::{domain::fold, error::Error};
+use crate::{config::FilterLimits, domain::fold, error::Error};
 
 /// The argument name under which bad ids in a filter are reported.
 const FILTER: &str = "filter";
 
-/// Most filter objects in one filter: the filter itself, each nested
-/// `and`/`or`/`not` filter and each field's lookup object.
-pub const MAX_FILTER_NODES: usize = 100;
-/// Deepest nesting of `and`, `or` and `not`.
-pub const MAX_FILTER_DEPTH: usize = 10;
-/// Most values in all the `in` lists of one filter together.
-pub const MAX_IN_VALUES: usize = 1_000;
-/// Longest text a filter value or a `search` may hold, in characters (the
-/// longest stored value, an email, has 254).
-pub const MAX_TEXT_CHARS: usize = 256;
-
-/// What one filter may still use. Checked as it compiles, so an oversized
-/// filter is refused before any SQL is built, with a message naming the
-/// limit (a filter of 20,000 `or` branches would otherwise be SQL that
-/// SQLite refuses to parse).
-#[derive(Default)]
+/// What one filter may still use, against its limits
+/// (`ROSTER_MAX_FILTER_*`, `ROSTER_MAX_IN_VALUES`, `ROSTER_MAX_TEXT_LENGTH`).
+/// Checked as it compiles, so an oversized filter is refused before any SQL
+/// is built, with a message naming the limit (a filter of 20,000 `or`
+/// branches would otherwise be SQL that SQLite refuses to parse).
 struct Budget {
+    limits: FilterLimits,
     nodes: usize,
     in_values: usize,
 }
 
 impl Budget {
+    fn new(limits: FilterLimits) -> Self {
+        Self {
+            limits,
+            nodes: 0,
+            in_values: 0,
+        }
+    }
+
     /// One more filter object, `depth` levels of `and`/`or`/`not` down.
     fn node(&mut self, depth: usize) -> Result<(), Error> {
         self.nodes += 1;
-        if self.nodes > MAX_FILTER_NODES {
+        let FilterLimits {
+            max_nodes,
+            max_depth,
+            ..
+        } = self.limits;
+        if depth > max_depth {
             return Err(Error::bad_input(
                 FILTER,
-                format!("A filter may hold at most {MAX_FILTER_NODES} filter objects."),
+                format!("Filters may nest and/or/not at most {max_depth} deep."),
             ));
         }
-        if depth > MAX_FILTER_DEPTH {
+        if self.nodes > max_nodes {
             return Err(Error::bad_input(
                 FILTER,
-                format!("Filters may nest and/or/not at most {MAX_FILTER_DEPTH} deep."),
+                format!("A filter may hold at most {max_nodes} filter objects."),
             ));
         }
         Ok(())
@@ -63,24 +66,29 @@ impl Budget {
 
     fn in_list(&mut self, len: usize) -> Result<(), Error> {
         self.in_values += len;
-        if self.in_values > MAX_IN_VALUES {
+        let max = self.limits.max_in_values;
+        if self.in_values > max {
             return Err(Error::bad_input(
                 FILTER,
-                format!("The in lists of a filter may hold at most {MAX_IN_VALUES} values in all."),
+                format!("The in lists of a filter may hold at most {max} values in all."),
             ));
         }
         Ok(())
     }
+
+    fn text<'a>(&self, value: &'a str) -> Result<&'a str, Error> {
+        bounded_text(value, FILTER, self.limits.max_text_length)
+    }
 }
 
-/// `value`, unless it is longer than [`MAX_TEXT_CHARS`]; too long is
+/// `value`, unless it is longer than `max` characters; too long is
 /// `BAD_USER_INPUT` on `argument`.
-pub fn bounded_text<'a>(value: &'a str, argument: &str) -> Result<&'a str, Error> {
+fn bounded_text<'a>(value: &'a str, argument: &str, max: usize) -> Result<&'a str, Error> {
     // A byte count first: no need to count the characters of short text.
-    if value.len() > MAX_TEXT_CHARS && value.chars().count() > MAX_TEXT_CHARS {
+    if value.len() > max && value.chars().count() > max {
         return Err(Error::bad_input(
             argument,
-            format!("Text in a {argument} may be at most {MAX_TEXT_CHARS} characters long."),
+            format!("Text in a {argument} may be at most {max} characters long."),
         ));
     }
     Ok(value)
@@ -127,12 +135,12 @@ fn string_condition<C: ColumnTrait + IntoIden + Copy>(
         &filter.iendswith,
     ];
     for value in values.into_iter().flatten() {
-        bounded_text(value, FILTER)?;
+        budget.text(value)?;
     }
     if let Some(values) = &filter.in_ {
         budget.in_list(values.len())?;
         for value in values {
-            bounded_text(value, FILTER)?;
+            budget.text(value)?;
         }
     }
     let mut all = Condition::all();
@@ -350,8 +358,8 @@ pub fn uses_guarded_fields(filter: &UserFilter) -> bool {
 
 /// The condition of a user filter, or `BAD_USER_INPUT` under `filter` when
 /// it passes a limit or holds a bad id.
-pub fn user_condition(filter: &UserFilter) -> Result<Condition, Error> {
-    user_condition_within(filter, &mut Budget::default(), 0)
+pub fn user_condition(filter: &UserFilter, limits: FilterLimits) -> Result<Condition, Error> {
+    user_condition_within(filter, &mut Budget::new(limits), 0)
 }
 
 fn user_condition_within(
@@ -453,9 +461,13 @@ fn group_membership_condition(
 }
 
 /// The case-insensitive `search` over username, names and, for staff,
-/// email; a term longer than [`MAX_TEXT_CHARS`] is `BAD_USER_INPUT`.
-pub fn user_search(term: &str, include_email: bool) -> Result<Condition, Error> {
-    let term = bounded_text(term, "search")?;
+/// email; a term longer than the text limit is `BAD_USER_INPUT`.
+pub fn user_search(
+    term: &str,
+    include_email: bool,
+    limits: FilterLimits,
+) -> Result<Condition, Error> {
+    let term = bounded_text(term, "search", limits.max_text_length)?;
     let pattern = format!("%{}%", escape_like(&fold(term)));
     let mut any = Condition::any()
         .add(like(user::Column::UsernameFolded, pattern.clone()))
@@ -479,8 +491,8 @@ const DIVISION_NAME: TextColumn<division::Column> = TextColumn {
 };
 
 /// The condition of a group filter (see [`user_condition`]).
-pub fn group_condition(filter: &GroupFilter) -> Result<Condition, Error> {
-    group_condition_within(filter, &mut Budget::default(), 0)
+pub fn group_condition(filter: &GroupFilter, limits: FilterLimits) -> Result<Condition, Error> {
+    group_condition_within(filter, &mut Budget::new(limits), 0)
 }
 
 fn group_condition_within(
@@ -501,8 +513,11 @@ fn group_condition_within(
 }
 
 /// The condition of a division filter (see [`user_condition`]).
-pub fn division_condition(filter: &DivisionFilter) -> Result<Condition, Error> {
-    division_condition_within(filter, &mut Budget::default(), 0)
+pub fn division_condition(
+    filter: &DivisionFilter,
+    limits: FilterLimits,
+) -> Result<Condition, Error> {
+    division_condition_within(filter, &mut Budget::new(limits), 0)
 }
 
 fn division_condition_within(

@@ -215,12 +215,13 @@ pub async fn list_users(
             "Only staff may filter or order by email, phoneNumber, lastLogin, isStaff or isSuperuser.".into(),
         ));
     }
+    let limits = app_state(ctx)?.config.filter_limits;
     let mut condition = Condition::all().add(scope);
     if let Some(filter) = &args.filter {
-        condition = condition.add(filters::user_condition(filter)?);
+        condition = condition.add(filters::user_condition(filter, limits)?);
     }
     if let Some(term) = &args.search {
-        condition = condition.add(filters::user_search(term, staff)?);
+        condition = condition.add(filters::user_search(term, staff, limits)?);
     }
     let select = user::Entity::find().filter(condition);
     let keys = user_keys(&order);
@@ -262,7 +263,7 @@ pub async fn list_groups(
 ) -> Result<GroupConnection, Error> {
     require_viewer(ctx)?;
     let condition = match &filter {
-        Some(filter) => filters::group_condition(filter)?,
+        Some(filter) => filters::group_condition(filter, app_state(ctx)?.config.filter_limits)?,
         None => Condition::all(),
     };
     let keys = group_keys(&order_by.unwrap_or_default());
@@ -307,7 +308,7 @@ pub async fn list_divisions(
 ) -> Result<DivisionConnection, Error> {
     require_viewer(ctx)?;
     let condition = match &filter {
-        Some(filter) => filters::division_condition(filter)?,
+        Some(filter) => filters::division_condition(filter, app_state(ctx)?.config.filter_limits)?,
         None => Condition::all(),
     };
     let keys = division_keys(&order_by.unwrap_or_default());

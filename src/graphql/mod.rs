@@ -54,11 +54,7 @@ pub async fn document_limits(config: &crate::config::Config) -> analysis::Limits
         .execute(analysis::FULL_INTROSPECTION)
         .await;
     let data = serde_json::to_value(&answer.data).unwrap_or_default();
-    analysis::Limits::new(
-        config.max_depth,
-        config.max_complexity,
-        analysis::IntrospectionSizes::from_answer(&data),
-    )
+    analysis::Limits::new(config, analysis::IntrospectionSizes::from_answer(&data))
 }
 
 /// The schema's SDL, as `roster export-schema` prints it.

@@ -82,6 +82,10 @@ fn a_short_jwt_secret_is_one_line_that_does_not_echo_it() {
 fn a_bad_number_is_one_line_naming_the_setting() {
     let output = roster(&["serve"], &[("ROSTER_MAX_PAGE_SIZE", "lots")]);
     assert_one_line_error(&output, "ROSTER_MAX_PAGE_SIZE");
+    let output = roster(&["serve"], &[("ROSTER_MAX_FILTER_DEPTH", "15")]);
+    assert_one_line_error(&output, "ROSTER_MAX_FILTER_DEPTH");
+    let output = roster(&["serve"], &[("ROSTER_MAX_CONNECTIONS", "0")]);
+    assert_one_line_error(&output, "ROSTER_MAX_CONNECTIONS");
     let output = roster(&["serve"], &[("ROSTER_LOG", "info,=[")]);
     assert_one_line_error(&output, "ROSTER_LOG");
 }

@@ -657,3 +657,97 @@ async fn connections_over_the_cap_wait_without_hurting_those_served() {
     let status = tokio::time::timeout(Duration::from_secs(5), third).await;
     assert!(matches!(status, Ok(Ok(Ok(200)))), "{status:?}");
 }
+
+#[tokio::test]
+async fn every_document_and_filter_limit_is_a_setting() {
+    let app = spawn_app_with(|config| {
+        config.max_root_fields = 2;
+        config.max_aliases = 1;
+        config.max_directives = 1;
+        config.max_fragments = 1;
+        config.max_selections = 6;
+        config.total_count_cost = 1_000;
+        config.max_input_objects = 3;
+        config.filter_limits.max_nodes = 2;
+        config.filter_limits.max_depth = 1;
+        config.filter_limits.max_in_values = 2;
+        config.filter_limits.max_text_length = 3;
+    })
+    .await;
+    let token = staff_token(&app).await;
+    let refused = [
+        (
+            "{ a: __typename b: __typename c: __typename }",
+            "An operation may select at most 2 root fields.",
+        ),
+        (
+            "{ me { a: id b: id } }",
+            "A document may hold at most 1 aliases.",
+        ),
+        (
+            "{ me @include(if: true) { id @skip(if: false) } }",
+            "A document may use at most 1 directives.",
+        ),
+        (
+            "{ ...A ...B } fragment A on Query { __typename } fragment B on Query { __typename }",
+            "A document may define at most 1 fragments.",
+        ),
+        (
+            "{ me { id username firstName lastName email isActive } }",
+            "A document may expand to at most 6 selections.",
+        ),
+        (
+            "{ users { totalCount } }",
+            "The query's complexity 1001 is above the limit of 10000 (ROSTER_MAX_COMPLEXITY).",
+        ),
+        (
+            "{ users(filter: {and: [{isActive: true}, {isActive: true}, {isActive: true}]}) { totalCount } }",
+            "The input values of a request may hold at most 3 objects.",
+        ),
+    ];
+    for (document, expected) in refused {
+        let reply = app.gql_as(Some(&token), document, Value::Null).await;
+        if expected.starts_with("The query's complexity") {
+            // 1,001 passes the default complexity: the setting shows in the cost.
+            let reply = spawn_app_with(|c| {
+                c.total_count_cost = 1_000;
+                c.max_complexity = 1_000;
+            })
+            .await
+            .gql(document, Value::Null)
+            .await;
+            assert_eq!(
+                message(&reply),
+                "The query's complexity 1001 is above the limit of 1000 (ROSTER_MAX_COMPLEXITY)."
+            );
+            continue;
+        }
+        assert_eq!(message(&reply), expected, "{document}");
+    }
+    let query =
+        "query($f: UserFilter, $s: String) { users(filter: $f, search: $s) { totalCount } }";
+    for (variables, fields) in [
+        (
+            json!({ "f": { "id": { "exact": "1" }, "username": { "exact": "a" } } }),
+            json!({ "filter": ["A filter may hold at most 2 filter objects."] }),
+        ),
+        (
+            json!({ "f": { "not": { "not": {} } } }),
+            json!({ "filter": ["Filters may nest and/or/not at most 1 deep."] }),
+        ),
+        (
+            json!({ "f": { "id": { "in": ["1", "2", "3"] } } }),
+            json!({ "filter": ["The in lists of a filter may hold at most 2 values in all."] }),
+        ),
+        (
+            json!({ "s": "abcd" }),
+            json!({ "search": ["Text in a search may be at most 3 characters long."] }),
+        ),
+    ] {
+        let reply = app.gql_as(Some(&token), query, variables.clone()).await;
+        assert_eq!(
+            reply.body["errors"][0]["extensions"]["fields"], fields,
+            "{variables}"
+        );
+    }
+}
