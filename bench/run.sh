@@ -11,6 +11,8 @@
 #                                             # SQLite, then PostgreSQL (schema roster_bench, recreated)
 #   ROSTER_BENCH_PEER=1 ROSTER_BENCH_DATABASE_URL=... bench/run.sh
 #                                             # and PostGraphile 4 (bench/peer, by npm ci) on the same data
+#   ROSTER_BENCH_BASELINE=/path/to/an/older/roster ROSTER_BENCH_ROUNDS=2 bench/run.sh
+#                                             # and that binary on the same data, rounds interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,8 @@ DURATION=${ROSTER_BENCH_DURATION:-10}
 WARMUP=${ROSTER_BENCH_WARMUP:-2}
 PORT=${ROSTER_BENCH_PORT:-18765}
 BIN=target/release/roster
+SERVE_BIN=$BIN
+ROUNDS=${ROSTER_BENCH_ROUNDS:-1}
 WORK=$(mktemp -d)
 SERVER_PID=""
 
@@ -74,7 +78,7 @@ post() {  # token (may be empty), document: the reply's body
 
 start_server() {  # database URL, then extra environment (NAME=VALUE ...)
   local url=$1; shift
-  env ROSTER_LOG=warn "$@" "$BIN" serve --bind "127.0.0.1:$PORT" --database-url "$url" >"$WORK/serve.log" 2>&1 &
+  env ROSTER_LOG=warn "$@" "$SERVE_BIN" serve --bind "127.0.0.1:$PORT" --database-url "$url" >"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   TOKEN=$(curl -s -H 'content-type: application/json' \
@@ -172,8 +176,18 @@ run() {  # database label, database URL
   DATABASE=$1; local url=$2
   echo "bench: $DATABASE: demo-data --users $USERS" >&2
   ROSTER_LOG=warn "$BIN" demo-data --users "$USERS" --seed 1 --database-url "$url" >&2
-  start_server "$url"
-  measure_all "$Q1" q2 "roster on $DATABASE"
+  local round database=$DATABASE
+  for round in $(seq 1 "$ROUNDS"); do
+    DATABASE=$database SERVE_BIN=$BIN
+    start_server "$url"
+    measure_all "$Q1" q2 "roster on $DATABASE"
+    if [ -n "${ROSTER_BENCH_BASELINE:-}" ]; then
+      DATABASE="$database base" SERVE_BIN=$ROSTER_BENCH_BASELINE
+      start_server "$url"
+      measure_all "$Q1" q2 "the baseline on $database"
+    fi
+  done
+  DATABASE=$database SERVE_BIN=$BIN
   count_statements "$url"
 }
 

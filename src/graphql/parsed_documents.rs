@@ -3,9 +3,12 @@
 //! (about half of what `{ __typename }` costs inside async-graphql). A
 //! parsed document depends on nothing but its text, so entries never go
 //! stale; the limits below only bound the memory they take.
-use std::sync::Arc;
+use std::{mem::size_of, sync::Arc};
 
-use async_graphql::{Request, parser::types::ExecutableDocument};
+use async_graphql::{
+    Positioned, Request,
+    parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
+};
 
 use crate::bounded_map::BoundedMap;
 
@@ -14,13 +17,46 @@ use crate::bounded_map::BoundedMap;
 const MAX_TEXT: usize = 4096;
 /// Documents kept at most.
 const MAX_DOCUMENTS: usize = 256;
+/// Most memory the kept documents take, as weighed by [`weight`]: a 4 KiB
+/// text of one-letter fields parses into about 2,000 selections, some
+/// 600 KiB, so the count alone would allow 150 MiB.
+const MAX_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct ParsedDocuments(BoundedMap<Box<str>, Arc<ExecutableDocument>>);
 
 impl Default for ParsedDocuments {
     fn default() -> Self {
-        Self(BoundedMap::new(MAX_DOCUMENTS))
+        Self(BoundedMap::new(MAX_DOCUMENTS, MAX_BYTES))
     }
+}
+
+/// Roughly what a parsed document holds: its text, and each selection's
+/// node with its field and arguments.
+fn weight(text: &str, document: &ExecutableDocument) -> usize {
+    let per_selection = size_of::<Positioned<Selection>>() + size_of::<Field>();
+    let mut sets: Vec<&SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, operation)| &operation.node.selection_set.node)
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|fragment| &fragment.node.selection_set.node),
+        )
+        .collect();
+    let mut selections = 0;
+    while let Some(set) = sets.pop() {
+        selections += set.items.len();
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => sets.push(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    2 * text.len() + selections * per_selection
 }
 
 impl ParsedDocuments {
@@ -35,7 +71,8 @@ impl ParsedDocuments {
             None => {
                 let document = Arc::new(async_graphql::parser::parse_query(text).ok()?);
                 if keep {
-                    self.0.insert(text.into(), Arc::clone(&document));
+                    let weight = weight(text, &document);
+                    self.0.insert(text.into(), Arc::clone(&document), weight);
                 }
                 document
             }
@@ -75,5 +112,20 @@ mod tests {
         }
         // Full at the last of them: emptied, then that one kept.
         assert_eq!(documents.0.len(), 1);
+    }
+
+    #[test]
+    fn dense_documents_are_kept_within_the_byte_bound() {
+        let documents = ParsedDocuments::default();
+        for i in 0..MAX_DOCUMENTS {
+            let dense = format!("{{ b{i} {} }}", "a ".repeat(MAX_TEXT / 2 - 8));
+            documents.prepare(&mut Request::new(dense));
+            assert!(documents.0.bytes() <= MAX_BYTES);
+        }
+        assert!(
+            documents.0.len() < MAX_DOCUMENTS / 4,
+            "{}",
+            documents.0.len()
+        );
     }
 }

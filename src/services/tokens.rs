@@ -34,8 +34,11 @@ pub struct Claims {
 /// Seconds a token is still accepted after its `exp`, for clocks that
 /// differ a little.
 const LEEWAY_SECS: u64 = 5;
-/// Checked tokens kept at most.
+/// Checked tokens kept at most. Only tokens this server signed get in, so
+/// a client cannot fill the map with text of its choosing.
 const MAX_CHECKED: usize = 10_000;
+/// Most memory the checked tokens take (a token is some 250 bytes).
+const MAX_CHECKED_BYTES: usize = 4 * 1024 * 1024;
 
 /// The keys that sign and check access tokens.
 pub struct TokenKeys {
@@ -65,7 +68,7 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
-            checked: BoundedMap::new(MAX_CHECKED),
+            checked: BoundedMap::new(MAX_CHECKED, MAX_CHECKED_BYTES),
         }
     }
 
@@ -114,7 +117,8 @@ impl TokenKeys {
             version: claims.ver,
             exp: claims.exp,
         };
-        self.checked.insert(token.into(), checked);
+        let weight = token.len() + std::mem::size_of::<Checked>();
+        self.checked.insert(token.into(), checked, weight);
         Ok(checked)
     }
 }
@@ -188,7 +192,7 @@ mod tests {
         for (exp, accepted) in [(now - 3, true), (now - 10, false)] {
             if let Ok(checked) = &first {
                 keys.checked
-                    .insert(good.as_str().into(), Checked { exp, ..*checked });
+                    .insert(good.as_str().into(), Checked { exp, ..*checked }, 0);
             }
             assert_eq!(keys.check(&good).is_ok(), accepted, "exp {exp}");
         }
