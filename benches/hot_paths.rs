@@ -93,7 +93,7 @@ fn documents(c: &mut Criterion) {
     });
     let kept = ParsedDocuments::default();
     c.bench_function("document: kept (Q1)", |b| {
-        b.iter(|| kept.prepare(&mut async_graphql::Request::new(black_box(q1))))
+        b.iter(|| kept.prepare(&async_graphql::Request::new(black_box(q1))))
     });
 }
 

@@ -34,6 +34,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 2_048;
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -227,6 +228,12 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
     pub max_connections: u32,
+    /// Most connections open at once from one client (an IPv4 address or an
+    /// IPv6 /64); more are closed at once. Behind a proxy every client is
+    /// the proxy: raise it to `ROSTER_MAX_CONNECTIONS`.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS_PER_CLIENT", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub max_connections_per_client: u32,
     /// Whether the schema can be introspected.
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value = "true",
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
@@ -297,6 +304,7 @@ impl Default for Settings {
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             introspection: true,
         }
     }
@@ -358,6 +366,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: u32,
+    pub max_connections_per_client: u32,
     pub introspection: bool,
 }
 
@@ -420,6 +429,7 @@ impl Config {
             idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
             body_read_timeout: Duration::from_secs(settings.body_read_timeout_secs),
             max_connections: settings.max_connections,
+            max_connections_per_client: settings.max_connections_per_client,
             introspection: settings.introspection,
         }
     }

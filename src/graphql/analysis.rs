@@ -31,8 +31,8 @@ use std::collections::HashMap;
 use async_graphql::{
     Name, Positioned, Value, Variables,
     parser::types::{
-        Directive, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-        SelectionSet,
+        Directive, DocumentOperations, ExecutableDocument, Field, OperationDefinition,
+        OperationType, Selection, SelectionSet,
     },
 };
 
@@ -82,7 +82,7 @@ impl Refusal {
 }
 
 /// How long each introspection list of this schema is, at most.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntrospectionSizes {
     pub types: u64,
     pub fields: u64,
@@ -92,6 +92,10 @@ pub struct IntrospectionSizes {
     pub interfaces: u64,
     pub possible_types: u64,
     pub directives: u64,
+    /// Names of this schema's fields that return lists (a user's `groups`),
+    /// other than a page's `edges` and `nodes`: each counts as the default
+    /// page when not paged.
+    pub lists: std::collections::BTreeSet<String>,
 }
 
 impl IntrospectionSizes {
@@ -113,7 +117,25 @@ impl IntrospectionSizes {
             .iter()
             .flat_map(|t| t["fields"].as_array().cloned().unwrap_or_default())
             .collect();
+        let is_list = |mut kind: &serde_json::Value| {
+            while !kind.is_null() {
+                if kind["kind"] == "LIST" {
+                    return true;
+                }
+                kind = &kind["ofType"];
+            }
+            false
+        };
+        let lists = types
+            .iter()
+            .filter(|t| !t["name"].as_str().unwrap_or("__").starts_with("__"))
+            .flat_map(|t| t["fields"].as_array().cloned().unwrap_or_default())
+            .filter(|f| is_list(&f["type"]))
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .filter(|name| name != "edges" && name != "nodes")
+            .collect();
         Self {
+            lists,
             types: len(&data["__schema"]["types"]),
             fields: most(&types, "fields"),
             args: most(&fields, "args").max(most(&directives, "args")),
@@ -184,27 +206,33 @@ impl Limits {
         limits
     }
 
-    /// Refuses `document` when the operation that would run (the one named,
-    /// or the only one) asks for more than the limits allow, or lacks a
-    /// required variable. An operation that cannot be found is left to
-    /// async-graphql, which reports it.
+    /// Checks the operation of `document` that would run (the one named,
+    /// or the only one) against the limits, and gives the document
+    /// async-graphql should see: that operation and the fragments it
+    /// reaches, nothing it would walk unmeasured. Refused: an operation that
+    /// cannot be found, a fragment no operation uses, a missing required
+    /// variable, and what asks for more than the limits allow, this
+    /// operation alone or with those before it in `request` (the batch it
+    /// belongs to).
     pub fn check(
         &self,
         document: &ExecutableDocument,
         operation_name: Option<&str>,
         variables: &Variables,
-    ) -> Result<(), Refusal> {
-        check_inputs(document, variables, self.max_input_objects)?;
+        request: &mut RequestBudget,
+    ) -> Result<ExecutableDocument, Refusal> {
         if document.fragments.len() > self.max_fragments {
             return Err(Refusal::too_complex(format!(
                 "A document may define at most {} fragments.",
                 self.max_fragments
             )));
         }
-        let Some(operation) = operation(document, operation_name) else {
-            return Ok(());
+        let document = prune(document, operation_name)?;
+        let Some(operation) = operation(&document, operation_name) else {
+            return Err(invalid("The document's operation cannot be found."));
         };
-        let measure = self.measure(document, operation, variables)?;
+        check_inputs(&document, variables, self.max_input_objects, request)?;
+        let measure = self.measure(&document, operation, variables)?;
         let free = &self.free_introspection;
         if measure.depth > self.max_depth
             || measure.introspection_depth > self.max_depth.max(free.introspection_depth)
@@ -240,8 +268,17 @@ impl Limits {
                 return Err(Refusal::too_complex(what.replace("{}", &limit.to_string())));
             }
         }
-        let complexity = measure.cost.saturating_add(
-            measure
+        // What holds for the whole HTTP request: one introspection is free,
+        // and the complexity of a batch is the sum of its operations'.
+        request.measure.add(&measure);
+        if request.measure.schemas > 1 {
+            return Err(Refusal::too_complex(
+                "A request may select __schema at most once.",
+            ));
+        }
+        let complexity = request.measure.cost.saturating_add(
+            request
+                .measure
                 .introspection_cost
                 .saturating_sub(free.introspection_cost),
         );
@@ -251,7 +288,8 @@ impl Limits {
                 self.max_complexity
             )));
         }
-        missing_variable(operation, variables)
+        missing_variable(operation, variables)?;
+        Ok(document)
     }
 
     fn measure(
@@ -339,6 +377,108 @@ pub fn check_text(text: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What the operations of one HTTP request (a batch, or one) have used of
+/// the limits that hold for the request as a whole.
+#[derive(Debug, Default)]
+pub struct RequestBudget {
+    measure: Measure,
+    input_objects: usize,
+}
+
+fn invalid(message: impl Into<String>) -> Refusal {
+    Refusal {
+        code: "GRAPHQL_VALIDATION_FAILED",
+        message: message.into(),
+        field: None,
+    }
+}
+
+/// The fragments a selection set spreads, directly or in inline fragments
+/// (not through the fragments it spreads).
+fn spreads(set: &SelectionSet) -> Vec<&Name> {
+    let mut found = Vec::new();
+    let mut sets = vec![set];
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => sets.push(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => found.push(&spread.node.fragment_name.node),
+            }
+        }
+    }
+    found
+}
+
+/// The names of the fragments reachable from `roots`.
+fn reachable<'a>(
+    document: &'a ExecutableDocument,
+    roots: impl Iterator<Item = &'a SelectionSet>,
+) -> std::collections::HashSet<&'a Name> {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending: Vec<&Name> = roots.flat_map(spreads).collect();
+    while let Some(name) = pending.pop() {
+        if let Some(fragment) = document.fragments.get(name)
+            && seen.insert(name)
+        {
+            pending.extend(spreads(&fragment.node.selection_set.node));
+        }
+    }
+    seen
+}
+
+/// The operation `name` selects (or the only one) with the fragments it
+/// reaches: what async-graphql will parse-check and validate, so that it
+/// walks nothing the analysis did not measure. Refuses, as validation
+/// would, an operation that cannot be found and a fragment no operation
+/// uses.
+fn prune(document: &ExecutableDocument, name: Option<&str>) -> Result<ExecutableDocument, Refusal> {
+    let all = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node);
+    let used = reachable(document, all);
+    let unused = document
+        .fragments
+        .iter()
+        .filter(|(name, _)| !used.contains(name))
+        .min_by_key(|(_, fragment)| (fragment.pos.line, fragment.pos.column));
+    if let Some((unused, _)) = unused {
+        return Err(invalid(format!("Fragment \"{unused}\" is never used.")));
+    }
+    let operations = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => {
+            DocumentOperations::Single(operation.clone())
+        }
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            match operations.get_key_value(name) {
+                Some((key, operation)) => {
+                    DocumentOperations::Multiple([(key.clone(), operation.clone())].into())
+                }
+                None => return Err(invalid(format!("Unknown operation named \"{name}\"."))),
+            }
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            DocumentOperations::Multiple(operations.clone())
+        }
+        (DocumentOperations::Multiple(_), None) => {
+            return Err(invalid("Operation name required in request."));
+        }
+        (DocumentOperations::Single(_), Some(name)) => {
+            return Err(invalid(format!("Unknown operation named \"{name}\".")));
+        }
+    };
+    let kept = operations.iter().map(|(_, op)| &op.node.selection_set.node);
+    let fragments = reachable(document, kept)
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), document.fragments.get(name)?.clone())))
+        .collect();
+    Ok(ExecutableDocument {
+        operations,
+        fragments,
+    })
+}
+
 /// The operation that runs: the one named, or else the only one.
 fn operation<'a>(
     document: &'a ExecutableDocument,
@@ -353,6 +493,39 @@ fn operation<'a>(
         }
     };
     found.map(|(_, operation)| &operation.node)
+}
+
+/// How many root fields of the operation of `document` (pruned to it by
+/// [`Limits::check`]) may write: those of a mutation other than
+/// `__typename` and `logout` (which changes nothing that is cached).
+pub fn writing_fields(document: &ExecutableDocument) -> usize {
+    let Some((_, operation)) = document.operations.iter().next() else {
+        return 0;
+    };
+    if operation.node.ty != OperationType::Mutation {
+        return 0;
+    }
+    let mut writing = 0;
+    let mut sets = vec![&operation.node.selection_set.node];
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    if !matches!(field.node.name.node.as_str(), "__typename" | "logout") {
+                        writing += 1;
+                    }
+                }
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        sets.push(&fragment.node.selection_set.node);
+                    }
+                }
+            }
+        }
+    }
+    writing
 }
 
 /// Whether the operation that runs is a mutation.
@@ -481,9 +654,10 @@ fn check_inputs(
     document: &ExecutableDocument,
     variables: &Variables,
     max_objects: usize,
+    request: &mut RequestBudget,
 ) -> Result<(), Refusal> {
     let mut budget = InputBudget {
-        objects: 0,
+        objects: request.input_objects,
         max_objects,
     };
     let mut given_to: HashMap<&str, &str> = HashMap::new();
@@ -537,6 +711,7 @@ fn check_inputs(
             .unwrap_or(name.as_str());
         budget.take(value, field)?;
     }
+    request.input_objects = budget.objects;
     Ok(())
 }
 
@@ -554,6 +729,11 @@ struct Measure {
     introspection_depth: u64,
     /// Fields directly in this set (through fragments).
     fields: u64,
+    /// Whether this set selects `edges` or `nodes` directly (through
+    /// fragments): the field it belongs to is a page.
+    pages: bool,
+    /// `__schema` fields.
+    schemas: u64,
     aliases: u64,
     directives: u64,
     selections: u64,
@@ -569,6 +749,8 @@ impl Measure {
             .saturating_add(other.introspection_cost);
         self.introspection_depth = self.introspection_depth.max(other.introspection_depth);
         self.fields = self.fields.saturating_add(other.fields);
+        self.pages |= other.pages;
+        self.schemas = self.schemas.saturating_add(other.schemas);
         self.aliases = self.aliases.saturating_add(other.aliases);
         self.directives = self.directives.saturating_add(other.directives);
         self.selections = self.selections.saturating_add(other.selections);
@@ -664,6 +846,8 @@ impl<'a> Walk<'a> {
             aliases: u64::from(field.alias.is_some()),
             directives: field.directives.len() as u64,
             depth: 1,
+            pages: !introspection && matches!(name, "edges" | "nodes"),
+            schemas: u64::from(!introspection && name == "__schema"),
             ..Measure::default()
         };
         if name == "__typename" {
@@ -686,7 +870,7 @@ impl<'a> Walk<'a> {
             } else if entering {
                 1
             } else {
-                self.page_size(field)
+                self.page_size(field, &inner)
             };
             let per_row = inner.cost.saturating_sub(inner.once);
             own.cost = 1u64
@@ -700,6 +884,7 @@ impl<'a> Walk<'a> {
             own.aliases = own.aliases.saturating_add(inner.aliases);
             own.directives = own.directives.saturating_add(inner.directives);
             own.selections = inner.selections;
+            own.schemas = own.schemas.saturating_add(inner.schemas);
         }
         if entering {
             own.introspection_cost = own.introspection_cost.saturating_add(own.cost);
@@ -713,28 +898,26 @@ impl<'a> Walk<'a> {
     /// Rows a list field returns at most: its `first`, `last` or `limit`,
     /// else the default page for a connection (one that selects `edges` or
     /// `nodes`), else 1.
-    fn page_size(&self, field: &Field) -> u64 {
+    fn page_size(&self, field: &Field, inner: &Measure) -> u64 {
         let argument = ["first", "last", "limit"].iter().find_map(|name| {
-            let value = field.get_argument(name)?.node.clone();
-            let value =
-                value.into_const_with(|variable: Name| match self.variables.get(&variable) {
-                    Some(value) => Ok(value.clone()),
-                    None => self
-                        .defaults
-                        .get(variable.as_str())
-                        .map(|v| (*v).clone())
-                        .ok_or(()),
-                });
-            match value {
-                Ok(Value::Number(n)) => n.as_u64(),
+            match &field.get_argument(name)?.node {
+                async_graphql_value::Value::Number(n) => n.as_u64(),
+                async_graphql_value::Value::Variable(variable) => {
+                    let value = match self.variables.get(variable) {
+                        Some(value) => value,
+                        None => *self.defaults.get(variable.as_str())?,
+                    };
+                    match value {
+                        Value::Number(n) => n.as_u64(),
+                        _ => None,
+                    }
+                }
                 _ => None,
             }
         });
-        let is_connection = field.selection_set.node.items.iter().any(|item| {
-            matches!(&item.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "edges" | "nodes"))
-        });
+        let listed = inner.pages || self.sizes.lists.contains(field.name.node.as_str());
         argument
-            .unwrap_or(if is_connection { DEFAULT_PAGE_SIZE } else { 1 })
+            .unwrap_or(if listed { DEFAULT_PAGE_SIZE } else { 1 })
             .max(1)
     }
 }

@@ -60,10 +60,11 @@ fn weight(text: &str, document: &ExecutableDocument) -> usize {
 }
 
 impl ParsedDocuments {
-    /// Gives `request` its parsed document, kept from before or parsed now,
-    /// and returns it. A document that does not parse is left to
-    /// async-graphql, which reports the error as usual.
-    pub fn prepare(&self, request: &mut Request) -> Option<Arc<ExecutableDocument>> {
+    /// The parsed document of `request`, kept from before or parsed now
+    /// (the caller gives the request what async-graphql should see of it).
+    /// A document that does not parse is left to async-graphql, which
+    /// reports the error as usual.
+    pub fn prepare(&self, request: &Request) -> Option<Arc<ExecutableDocument>> {
         let text = request.query.as_str();
         let keep = text.len() <= MAX_TEXT;
         let document = match keep.then(|| self.0.get(text)).flatten() {
@@ -77,7 +78,6 @@ impl ParsedDocuments {
                 document
             }
         };
-        request.set_parsed_query(ExecutableDocument::clone(&document));
         Some(document)
     }
 }
@@ -89,26 +89,25 @@ mod tests {
     #[test]
     fn keeps_documents_that_parse_and_short_enough() {
         let documents = ParsedDocuments::default();
-        let mut request = Request::new("{ __typename }");
-        assert!(documents.prepare(&mut request).is_some());
+        let request = Request::new("{ __typename }");
         assert!(
-            request
-                .parsed_query()
-                .is_ok_and(|d| d.operations.iter().count() == 1)
+            documents
+                .prepare(&request)
+                .is_some_and(|d| d.operations.iter().count() == 1)
         );
-        documents.prepare(&mut Request::new("{ __typename }"));
+        documents.prepare(&Request::new("{ __typename }"));
         assert_eq!(documents.0.len(), 1);
 
-        assert!(documents.prepare(&mut Request::new("{ broken")).is_none());
+        assert!(documents.prepare(&Request::new("{ broken")).is_none());
         let long = format!(
             "{{ __typename {} }}",
             "a: __typename ".repeat(MAX_TEXT / 10)
         );
-        assert!(documents.prepare(&mut Request::new(long)).is_some());
+        assert!(documents.prepare(&Request::new(long)).is_some());
         assert_eq!(documents.0.len(), 1);
 
         for i in 0..MAX_DOCUMENTS {
-            documents.prepare(&mut Request::new(format!("{{ a{i}: __typename }}")));
+            documents.prepare(&Request::new(format!("{{ a{i}: __typename }}")));
         }
         // Full at the last of them: emptied, then that one kept.
         assert_eq!(documents.0.len(), 1);
@@ -119,7 +118,7 @@ mod tests {
         let documents = ParsedDocuments::default();
         for i in 0..MAX_DOCUMENTS {
             let dense = format!("{{ b{i} {} }}", "a ".repeat(MAX_TEXT / 2 - 8));
-            documents.prepare(&mut Request::new(dense));
+            documents.prepare(&Request::new(dense));
             assert!(documents.0.bytes() <= MAX_BYTES);
         }
         assert!(

@@ -1,5 +1,9 @@
 //! `POST /graphql` and `GET /graphql`.
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    sync::Arc,
+};
 
 use async_graphql::{
     BatchRequest, ErrorExtensions, ParseRequestError, Response as GqlResponse, ServerError, Value,
@@ -7,8 +11,8 @@ use async_graphql::{
 use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
     body::Body,
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -18,7 +22,7 @@ use crate::{
     error::Error,
     graphql::{
         ClientAddr,
-        analysis::{self, Refusal},
+        analysis::{self, Refusal, RequestBudget},
         error_codes::take_executed_mark,
         loaders::Loaders,
     },
@@ -30,6 +34,7 @@ pub async fn handle(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     request: GraphQLBatchRequest<Rejection>,
 ) -> Response {
@@ -50,23 +55,48 @@ pub async fn handle(
             &single_error(&message, "QUERY_TOO_COMPLEX"),
         );
     }
-    // Each document is parsed and measured before anything else walks it;
-    // one the limits refuse never reaches async-graphql.
+    if method == Method::GET {
+        // async-graphql reads `operation_name` from a query string; GraphQL
+        // over HTTP names it `operationName`.
+        let name = Query::<HashMap<String, String>>::try_from_uri(&uri)
+            .ok()
+            .and_then(|Query(mut params)| params.remove("operationName"));
+        for request in &mut requests {
+            if request.operation_name.is_none() {
+                request.operation_name.clone_from(&name);
+            }
+        }
+    }
+    // Each document is parsed and measured before anything else walks it,
+    // and async-graphql gets only the operation that runs and the fragments
+    // it reaches; a request the limits refuse never reaches async-graphql.
     let mut mutates = false;
-    let mut refusals = Vec::with_capacity(requests.len());
+    let mut budget = RequestBudget::default();
+    let mut plans = Vec::with_capacity(requests.len());
     for request in &mut requests {
-        let refusal = match analysis::check_text(&request.query) {
-            Err(refusal) => Some(refusal),
-            Ok(()) => state.documents.prepare(request).and_then(|document| {
-                let operation = request.operation_name.as_deref();
-                mutates |= analysis::is_mutation(&document, operation);
-                state
-                    .limits
-                    .check(&document, operation, &request.variables)
-                    .err()
-            }),
+        let plan = match analysis::check_text(&request.query) {
+            Err(refusal) => Plan::Refused(refusal),
+            Ok(()) => match state.documents.prepare(request) {
+                None => Plan::Run { writes: 0 },
+                Some(document) => {
+                    let operation = request.operation_name.as_deref();
+                    mutates |= analysis::is_mutation(&document, operation);
+                    let checked =
+                        state
+                            .limits
+                            .check(&document, operation, &request.variables, &mut budget);
+                    match checked {
+                        Err(refusal) => Plan::Refused(refusal),
+                        Ok(pruned) => {
+                            let writes = analysis::writing_fields(&pruned);
+                            request.set_parsed_query(pruned);
+                            Plan::Run { writes }
+                        }
+                    }
+                }
+            },
         };
-        refusals.push(refusal);
+        plans.push(plan);
     }
     if method == Method::GET && mutates {
         let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
@@ -85,28 +115,54 @@ pub async fn handle(
     // A batch with a mutation reads past the caches, so that what it returns
     // (and what its later operations read) shows what it changed.
     let caches = (!mutates).then_some(&state.app.caches);
-    // After a mutation, this process forgets every cached read, so the very
-    // next request sees the change: when the batch has run, or when the
-    // deadline drops it.
-    let _forget = mutates.then(|| state.app.caches.forget_all_on_drop());
+    // After a mutation that may have written, this process forgets every
+    // cached read, so the very next request sees the change: when the batch
+    // has run, or when the deadline drops it. One that wrote nothing (it
+    // selected only `__typename` or `logout`, or its one writing field
+    // failed and so rolled back) forgets nothing, so that cheap anonymous
+    // mutations cannot empty the caches for everyone.
+    let may_write = plans
+        .iter()
+        .any(|plan| matches!(plan, Plan::Run { writes } if *writes > 0));
+    let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
     // The operations of a batch run concurrently, each with fresh loaders.
-    let answers = requests
-        .into_iter()
-        .zip(refusals)
-        .map(|(request, refusal)| {
-            let request = request
-                .data(viewer.clone())
-                .data(Loaders::new(&state.app.db, caches))
-                .data(ClientAddr(peer.ip()));
-            async {
-                match refusal {
-                    Some(refusal) => Answer::refused(refusal),
-                    None => Answer::from(state.schema.execute(request).await),
+    let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
+        let request = request
+            .data(viewer.clone())
+            .data(Loaders::new(&state.app.db, caches))
+            .data(ClientAddr(peer.ip()));
+        async {
+            match plan {
+                Plan::Refused(refusal) => (Answer::refused(refusal), false),
+                Plan::Run { writes } => {
+                    let answer = Answer::from(state.schema.execute(request).await);
+                    // Several writing fields may have written before one
+                    // failed and nulled the whole answer.
+                    let wrote = writes > 1 || (writes == 1 && answer.has_data());
+                    (answer, wrote)
                 }
             }
-        });
-    let answers = futures_util::future::join_all(answers).await;
+        }
+    });
+    let (answers, wrote): (Vec<Answer>, Vec<bool>) = futures_util::future::join_all(answers)
+        .await
+        .into_iter()
+        .unzip();
+    if !wrote.contains(&true)
+        && let Some(forget) = forget.as_mut()
+    {
+        forget.disarm();
+    }
     respond(content_type, batched, answers)
+}
+
+/// What the handler does with one operation of the request.
+enum Plan {
+    Refused(Refusal),
+    /// Run it; `writes`: how many of its root fields may write.
+    Run {
+        writes: usize,
+    },
 }
 
 /// One operation's response, and whether it ran: a request error (the
@@ -131,6 +187,14 @@ impl Answer {
             }
         }
         Self { response, executed }
+    }
+
+    /// Whether some root field has a value: the operation did something.
+    fn has_data(&self) -> bool {
+        match &self.response.data {
+            Value::Object(fields) => fields.values().any(|v| *v != Value::Null),
+            _ => false,
+        }
     }
 
     fn refused(refusal: Refusal) -> Self {

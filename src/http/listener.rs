@@ -3,6 +3,10 @@
 //! - At most `ROSTER_MAX_CONNECTIONS` connections are open; over it, new
 //!   ones wait in the kernel's backlog, unaccepted, and those already open
 //!   are served as usual.
+//! - At most `ROSTER_MAX_CONNECTIONS_PER_CLIENT` of them come from one
+//!   client (an IPv4 address, or an IPv6 /64); more are closed as soon as
+//!   they are accepted, so that one client's slow connections cannot take
+//!   every slot.
 //! - A client has `ROSTER_HEADER_READ_TIMEOUT_SECS` to send a request's
 //!   headers, counted from when the connection is ready for one (so headers
 //!   that never end, and a connection that never sends any, are cut off).
@@ -11,11 +15,12 @@
 //! - A request body that pauses longer than `ROSTER_BODY_READ_TIMEOUT_SECS`
 //!   is refused (the whole request still has `ROSTER_REQUEST_TIMEOUT_SECS`).
 use std::{
+    collections::HashMap,
     io,
-    net::SocketAddr,
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     pin::{Pin, pin},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -56,6 +61,7 @@ pub async fn serve(
     let cap = config.max_connections;
     let slots = Arc::new(Semaphore::new(cap as usize));
     let (stop_tx, stop_rx) = watch::channel(());
+    let clients = Arc::new(Clients::default());
     let mut shutdown = pin!(shutdown);
     'serve: loop {
         let permit = tokio::select! {
@@ -76,6 +82,10 @@ pub async fn serve(
                 },
             }
         };
+        let Some(client) = clients.admit(peer.ip(), config.max_connections_per_client) else {
+            tracing::debug!(%peer, "too many connections from this client; closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked {
@@ -92,8 +102,9 @@ pub async fn serve(
         let mut stop = stop_rx.clone();
         let idle_timeout = config.idle_timeout;
         tokio::spawn(async move {
-            // The slot is free again when the connection ends.
+            // The slots are free again when the connection ends.
             let _permit = permit;
+            let _client = client;
             let mut connection = pin!(connection);
             let mut idle = pin!(tokio::time::sleep(idle_timeout));
             let mut closing = false;
@@ -128,6 +139,64 @@ pub async fn serve(
     // Each open connection holds a slot: once all are back, all are done.
     let _all = slots.acquire_many(cap).await;
     Ok(())
+}
+
+/// The network a client's connections are counted under: its IPv4
+/// address, or the /64 of its IPv6 address (one host's usual allocation).
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Open connections per client network.
+#[derive(Default)]
+struct Clients(Mutex<HashMap<IpAddr, usize>>);
+
+/// One admitted connection of a client; counted until dropped.
+struct Admitted {
+    clients: Arc<Clients>,
+    network: IpAddr,
+}
+
+impl Clients {
+    /// Counts one more connection from `ip`, unless it already has `max`.
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: u32) -> Option<Admitted> {
+        let network = client_network(ip);
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(network).or_default();
+        if *count >= max as usize {
+            return None;
+        }
+        *count += 1;
+        Some(Admitted {
+            clients: Arc::clone(self),
+            network,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .clients
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.network) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.network);
+            }
+        }
+    }
 }
 
 async fn on_accept_error(error: io::Error) {
@@ -230,5 +299,37 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_ipv4_addresses_and_ipv6_networks() {
+        let ip = |text: &str| text.parse::<IpAddr>().ok();
+        assert_eq!(
+            ip("2001:db8:1:2:aaaa::1").map(client_network),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(ip("::ffff:10.0.0.7").map(client_network), ip("10.0.0.7"));
+        assert_eq!(ip("10.0.0.7").map(client_network), ip("10.0.0.7"));
+    }
+
+    #[test]
+    fn a_client_gets_at_most_its_share_of_connections() {
+        let clients = Arc::new(Clients::default());
+        let (a, b) = ("10.0.0.1".parse().ok(), "10.0.0.2".parse().ok());
+        let (Some(a), Some(b)) = (a, b) else {
+            panic!("addresses")
+        };
+        let first = clients.admit(a, 2);
+        let second = clients.admit(a, 2);
+        assert!(first.is_some() && second.is_some());
+        assert!(clients.admit(a, 2).is_none());
+        assert!(clients.admit(b, 2).is_some());
+        drop(first);
+        assert!(clients.admit(a, 2).is_some());
     }
 }

@@ -103,10 +103,25 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
 /// A POST must say its body is JSON. Anything else, a missing type
 /// included, is refused with 415 before the body is read: the content types
 /// a web page may send cross-site without a CORS preflight (`text/plain`,
-/// forms) never reach the schema.
+/// forms) never reach the schema. Methods other than GET and POST are 405.
 async fn require_json_body(request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || is_json(request.headers()) {
+    let method = request.method();
+    if method == Method::GET || (method == Method::POST && is_json(request.headers())) {
         return next.run(request).await;
+    }
+    if method != Method::POST {
+        // HEAD, above all: axum routes it to the GET handler, and
+        // async-graphql-axum would read its body as a POST's.
+        let body = serde_json::json!({ "errors": [{
+            "message": "Use GET for queries or POST for any operation.",
+            "extensions": { "code": "BAD_USER_INPUT" }
+        }] });
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
     }
     let body = serde_json::json!({ "errors": [{
         "message": "A POST to /graphql must have Content-Type: application/json.",

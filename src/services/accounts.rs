@@ -107,7 +107,14 @@ pub async fn login(
     password: String,
     client: &str,
 ) -> Result<Session> {
-    let folded = fold(identifier.trim());
+    // No username or email is longer than an email may be: a longer one
+    // matches no account, and is not worth a row of the login limit.
+    let identifier = identifier.trim();
+    let longest = crate::domain::email::MAX_LENGTH;
+    if identifier.len() > 4 * longest || identifier.chars().count() > longest {
+        return Err(Error::Unauthenticated(BAD_CREDENTIALS));
+    }
+    let folded = fold(identifier);
     let limit = LoginLimit {
         max_failures: state.config.login_max_failures,
         window: state.config.login_window,

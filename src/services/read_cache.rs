@@ -184,7 +184,7 @@ impl ReadCaches {
     /// runs, it forgets once the mutation ends, however it ends (a deadline
     /// drops it), so a committed change is never left behind a stale entry.
     pub fn forget_all_on_drop(&self) -> ForgetAllOnDrop<'_> {
-        ForgetAllOnDrop(self)
+        ForgetAllOnDrop(Some(self))
     }
 
     pub fn set_enabled(&self, enabled: bool) {
@@ -195,11 +195,20 @@ impl ReadCaches {
     }
 }
 
-pub struct ForgetAllOnDrop<'a>(&'a ReadCaches);
+pub struct ForgetAllOnDrop<'a>(Option<&'a ReadCaches>);
+
+impl ForgetAllOnDrop<'_> {
+    /// Nothing was written after all: forget nothing.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for ForgetAllOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.forget_all();
+        if let Some(caches) = self.0 {
+            caches.forget_all();
+        }
     }
 }
 

@@ -102,6 +102,46 @@ async fn the_attacks_of_issue_12_cost_a_real_server_milliseconds_and_mebibytes()
         "QUERY_TOO_COMPLEX",
     );
 
+    // The same bomb where the analysis once did not look: an operation
+    // that does not run, an unused fragment.
+    let started = Instant::now();
+    let bomb = fragment_bomb(30).replace("query {", "query Bomb {");
+    let body =
+        json!({ "query": format!("query A {{ __typename }}\n{bomb}"), "operationName": "A" });
+    let reply = post(&server, None, body.to_string(), json).await;
+    assert_eq!(reply.body, json!({ "data": { "__typename": "Query" } }));
+    report(
+        &server,
+        "fragment bomb in an operation that does not run",
+        started,
+        "the other operation's answer",
+    );
+    let started = Instant::now();
+    let repeated = "me ".repeat(2_000);
+    let spreads = "...{ ...B } ".repeat(2_000);
+    let document = format!(
+        "{{ __typename }} fragment B on Query {{ me: __typename {repeated} }} fragment X on Query {{ {spreads} }}"
+    );
+    let reply = post(&server, None, query(document), json).await;
+    assert_eq!(reply.codes(), vec!["GRAPHQL_VALIDATION_FAILED"]);
+    report(
+        &server,
+        "conflicting fields in unused fragments (26 KB)",
+        started,
+        "GRAPHQL_VALIDATION_FAILED",
+    );
+    let started = Instant::now();
+    let fields = "a(first: $v) { b } ".repeat(5_000);
+    let body = json!({ "query": format!("query($v: [Int]) {{ {fields} }}"), "variables": { "v": vec![1; 10_000] } });
+    let reply = post(&server, None, body.to_string(), json).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+    report(
+        &server,
+        "a 10,000-item variable used by 5,000 fields",
+        started,
+        "QUERY_TOO_COMPLEX",
+    );
+
     let aliases: String = (0..64)
         .map(|i| format!("a{i}: users(search: $s, filter: {{id: {{gt: \"{i}\"}}}}, first: 1) {{ totalCount }} "))
         .collect();

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -750,4 +751,187 @@ async fn every_document_and_filter_limit_is_a_setting() {
             "{variables}"
         );
     }
+}
+
+#[tokio::test]
+async fn async_graphql_sees_only_the_operation_that_runs_and_its_fragments() {
+    let app = spawn_app().await;
+    let bomb = fragment_bomb(30).replace("query { ...F0 }", "query Bomb { ...F0 }");
+    // The bomb in an operation that does not run: pruned, never walked.
+    let document = format!("query Small {{ __typename }}\n{bomb}");
+    let body = json!({ "query": document, "operationName": "Small" });
+    let reply = app.post_json(None, &body).await;
+    assert_eq!(reply.body, json!({ "data": { "__typename": "Query" } }));
+    // An operation that cannot be found, or cannot be chosen: refused
+    // before async-graphql walks anything.
+    for (body, expected) in [
+        (
+            json!({ "query": document, "operationName": "Nope" }),
+            "Unknown operation named \"Nope\".",
+        ),
+        (
+            json!({ "query": document }),
+            "Operation name required in request.",
+        ),
+        (
+            json!({ "query": format!("{{ __typename }} fragment Unused on Query {{ ...F0 }}\n{}", bomb.replace("query Bomb { ...F0 }", "")) }),
+            "Fragment \"Unused\" is never used.",
+        ),
+    ] {
+        let reply = app.post_json(None, &body).await;
+        assert_eq!(
+            reply.codes(),
+            vec!["GRAPHQL_VALIDATION_FAILED"],
+            "{expected}"
+        );
+        assert_eq!(message(&reply), expected);
+        assert_eq!(reply.body.get("data"), None);
+    }
+    // Over GET too, with GraphQL over HTTP's `operationName`.
+    let response = app
+        .client
+        .get(format!("{}/graphql", app.url))
+        .query(&[("query", document.as_str()), ("operationName", "Small")])
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::from(response).await;
+    assert_eq!(reply.body, json!({ "data": { "__typename": "Query" } }));
+}
+
+#[tokio::test]
+async fn pages_hidden_in_fragments_and_lists_still_count() {
+    let app = spawn_app().await;
+    let token = staff_token(&app).await;
+    let complexity = |document: &str| {
+        let app = &app;
+        let token = token.clone();
+        let document = document.to_owned();
+        async move {
+            let reply = app.gql_as(Some(&token), &document, Value::Null).await;
+            message(&reply).to_owned()
+        }
+    };
+    let plain = "{ groups { nodes { users { nodes { groups { users { nodes { id } } } } } } } }";
+    let hidden = "{ groups { ...{ nodes { users { ...{ nodes { groups { users { ...{ nodes { id } } } } } } } } } } }";
+    assert!(
+        complexity(plain)
+            .await
+            .starts_with("The query's complexity ")
+    );
+    assert_eq!(complexity(hidden).await, complexity(plain).await);
+}
+
+#[tokio::test]
+async fn a_batch_shares_one_complexity_budget_and_one_introspection() {
+    let app = spawn_app().await;
+    let token = staff_token(&app).await;
+    let counts: String = (0..20)
+        .map(|i| format!("c{i}: users(search: \"{i}\") {{ totalCount }} "))
+        .collect();
+    let one = json!({ "query": format!("{{ {counts} }}") });
+    let reply = app.post_json(Some(&token), &one).await;
+    assert_eq!(reply.body["data"]["c19"]["totalCount"], json!(0));
+    // Two of them in one batch: 10,040 together.
+    let reply = app.post_json(Some(&token), &json!([one, one])).await;
+    assert_eq!(reply.body[0]["data"]["c19"]["totalCount"], json!(0));
+    assert_eq!(
+        reply.body[1]["errors"][0]["extensions"]["code"],
+        json!("QUERY_TOO_COMPLEX")
+    );
+    let schema = json!({ "query": "{ __schema { types { name } } }" });
+    let reply = app.post_json(None, &json!([schema, schema])).await;
+    assert!(reply.body[0]["data"]["__schema"]["types"].is_array());
+    assert_eq!(
+        reply.body[1]["errors"][0]["message"],
+        json!("A request may select __schema at most once.")
+    );
+    let twice = json!({ "query": "{ a: __schema { queryType { name } } b: __schema { queryType { name } } }" });
+    let reply = app.post_json(None, &twice).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
+}
+
+#[tokio::test]
+async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
+    let app = spawn_app().await;
+    app.caches_on().await;
+    let token = staff_token(&app).await;
+    let count = "{ users { totalCount } }";
+    app.gql_as(Some(&token), count, Value::Null).await;
+    assert_eq!(app.state.caches.counts.len(), 1);
+    for cheap in [
+        "mutation { __typename }",
+        "mutation { logout(refreshToken: \"nothing\") }",
+        "mutation { login(input: {username: \"nobody\", password: \"wrong-password\"}) { tokenType } }",
+    ] {
+        app.gql(cheap, Value::Null).await;
+        assert_eq!(app.state.caches.counts.len(), 1, "{cheap}");
+    }
+    // One that writes forgets them.
+    let create = "mutation { createGroup(input: {name: \"Fresh\"}) { id } }";
+    let reply = app.gql_as(Some(&token), create, Value::Null).await;
+    assert_eq!(reply.body.get("errors"), None);
+    assert_eq!(app.state.caches.counts.len(), 0);
+}
+
+#[tokio::test]
+async fn only_get_and_post_reach_the_endpoint() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .head(format!("{}/graphql", app.url))
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"mutation { register(input: {username: \"h\", email: \"h@example.com\", password: \"Vq7#pL2m!xZ-roster\"}) { id } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let response = app
+        .client
+        .put(format!("{}/graphql", app.url))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn one_client_gets_at_most_its_share_of_connections() {
+    let app = spawn_app_with(|config| config.max_connections_per_client = 2).await;
+    let mut first = TcpStream::connect(app.address).await.unwrap();
+    let mut second = TcpStream::connect(app.address).await.unwrap();
+    assert!(ask(&mut first).await.starts_with("HTTP/1.1 200"));
+    assert!(ask(&mut second).await.starts_with("HTTP/1.1 200"));
+    let mut third = TcpStream::connect(app.address).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(2))
+            .await
+            .is_some()
+    );
+    assert!(ask(&mut first).await.starts_with("HTTP/1.1 200"));
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = TcpStream::connect(app.address).await.unwrap();
+    assert!(ask(&mut fourth).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn a_login_name_longer_than_any_account_costs_nothing() {
+    let app = spawn_app().await;
+    let query = "mutation($u: String!) { login(input: {username: $u, password: \"Vq7#pL2m!xZ-roster\"}) { tokenType } }";
+    let reply = app.gql(query, json!({ "u": "x".repeat(900_000) })).await;
+    assert_eq!(reply.codes(), vec!["UNAUTHENTICATED"]);
+    let rows = app
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM login_failures",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(rows, 0);
 }

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::{helpers::fresh_database, processes::start};
+use crate::{helpers::fresh_database, processes::start_with};
 
 const CONNECTIONS: usize = 1_000;
 const DURATION: Duration = Duration::from_secs(20);
@@ -31,7 +31,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 #[ignore = "20 s of load; .ci/run runs it"]
 async fn a_thousand_keep_alive_connections_for_twenty_seconds() {
     let (database_url, _dir) = fresh_database().await;
-    let server = tokio::task::spawn_blocking(move || start(&database_url))
+    // A thousand clients, all on one loopback address.
+    let settings = [("ROSTER_MAX_CONNECTIONS_PER_CLIENT", "2048")];
+    let server = tokio::task::spawn_blocking(move || start_with(&database_url, &settings))
         .await
         .unwrap();
     let pid = server.child.id();
