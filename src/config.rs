@@ -24,7 +24,8 @@ pub const DEFAULT_MAX_ALIASES: u64 = 128;
 pub const DEFAULT_MAX_DIRECTIVES: u64 = 128;
 pub const DEFAULT_MAX_FRAGMENTS: usize = 128;
 pub const DEFAULT_MAX_SELECTIONS: u64 = 10_000;
-pub const DEFAULT_TOTAL_COUNT_COST: u64 = 250;
+pub const DEFAULT_SCAN_COST: u64 = 250;
+pub const DEFAULT_MAX_INPUT_VALUES: u64 = 200_000;
 pub const DEFAULT_MAX_INPUT_OBJECTS: usize = 500;
 pub const DEFAULT_MAX_FILTER_NODES: usize = 100;
 pub const DEFAULT_MAX_FILTER_DEPTH: usize = 10;
@@ -152,11 +153,16 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_MAX_SELECTIONS", default_value_t = DEFAULT_MAX_SELECTIONS,
           value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
     pub max_selections: u64,
-    /// What a `totalCount` adds to a query's complexity (it counts every
-    /// match), once per connection.
-    #[arg(long, env = "ROSTER_TOTAL_COUNT_COST", default_value_t = DEFAULT_TOTAL_COUNT_COST,
+    /// What reading every row that might match adds to a query's
+    /// complexity, once per list: a `totalCount`, a `search`, a `filter`.
+    #[arg(long, env = "ROSTER_SCAN_COST", default_value_t = DEFAULT_SCAN_COST,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
-    pub total_count_cost: u64,
+    pub scan_cost: u64,
+    /// Most values in the arguments of one request, counted as fragments
+    /// expand and rows multiply.
+    #[arg(long, env = "ROSTER_MAX_INPUT_VALUES", default_value_t = DEFAULT_MAX_INPUT_VALUES,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    pub max_input_values: u64,
     /// Most objects in the input values (arguments and variables) of one
     /// request.
     #[arg(long, env = "ROSTER_MAX_INPUT_OBJECTS", default_value_t = DEFAULT_MAX_INPUT_OBJECTS,
@@ -288,7 +294,8 @@ impl Default for Settings {
             max_directives: DEFAULT_MAX_DIRECTIVES,
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             max_selections: DEFAULT_MAX_SELECTIONS,
-            total_count_cost: DEFAULT_TOTAL_COUNT_COST,
+            scan_cost: DEFAULT_SCAN_COST,
+            max_input_values: DEFAULT_MAX_INPUT_VALUES,
             max_input_objects: DEFAULT_MAX_INPUT_OBJECTS,
             max_filter_nodes: DEFAULT_MAX_FILTER_NODES,
             max_filter_depth: DEFAULT_MAX_FILTER_DEPTH as u64,
@@ -353,7 +360,8 @@ pub struct Config {
     pub max_directives: u64,
     pub max_fragments: usize,
     pub max_selections: u64,
-    pub total_count_cost: u64,
+    pub scan_cost: u64,
+    pub max_input_values: u64,
     pub max_input_objects: usize,
     pub filter_limits: FilterLimits,
     pub password_min_length: usize,
@@ -411,7 +419,8 @@ impl Config {
             max_directives: settings.max_directives,
             max_fragments: settings.max_fragments,
             max_selections: settings.max_selections,
-            total_count_cost: settings.total_count_cost,
+            scan_cost: settings.scan_cost,
+            max_input_values: settings.max_input_values,
             max_input_objects: settings.max_input_objects,
             filter_limits: FilterLimits {
                 max_nodes: settings.max_filter_nodes,

@@ -11,11 +11,13 @@
 //! - **complexity**: every field costs 1, plus its children times its page
 //!   size (`first`, `last` or `limit`, from a literal, a variable or the
 //!   variable's default; a connection selected without one counts the
-//!   default page of 20). `totalCount` counts every match: it costs
-//!   `ROSTER_TOTAL_COUNT_COST` (250, like a page of 250 rows; the default
-//!   complexity allows 40 of them, or a page of 20 groups with their
-//!   members' counts), once per connection, not per row. `__typename` costs
-//!   nothing;
+//!   default page of 20, found through fragments too; a list field of the
+//!   schema counts the default page). Reading every row that might match
+//!   (`totalCount`, `search`, `filter`) costs `ROSTER_SCAN_COST` (250),
+//!   once per list, not per row: the default complexity allows 40 of them,
+//!   or a page of 20 groups with their members' counts. Argument values
+//!   are counted apart, as fragments expand and rows multiply
+//!   (`ROSTER_MAX_INPUT_VALUES`). `__typename` costs nothing;
 //! - **introspection** like everything else, each list counted at its real
 //!   length in this schema (`types` as many as the schema has, `fields` as
 //!   many as its largest type has, ...). What the fullest standard
@@ -41,7 +43,7 @@ use crate::config::Config;
 
 /// Most nested selection sets and fragment spreads on one path; beyond it
 /// the walk stops (it recurses, and a stack is finite).
-const MAX_NESTING: usize = 128;
+const MAX_NESTING: usize = 64;
 /// Deepest nesting of brackets (`{`, `[`, `(`) in a document's text,
 /// checked before it is parsed: the parser recurses on them.
 pub const MAX_TEXT_NESTING: usize = 64;
@@ -175,8 +177,9 @@ pub struct Limits {
     max_directives: u64,
     max_fragments: usize,
     max_selections: u64,
-    total_count_cost: u64,
+    scan_cost: u64,
     max_input_objects: usize,
+    max_input_values: u64,
     sizes: IntrospectionSizes,
     /// What [`FULL_INTROSPECTION`] costs and how deep it goes: free.
     free_introspection: Measure,
@@ -192,8 +195,9 @@ impl Limits {
             max_directives: config.max_directives,
             max_fragments: config.max_fragments,
             max_selections: config.max_selections,
-            total_count_cost: config.total_count_cost,
+            scan_cost: config.scan_cost,
             max_input_objects: config.max_input_objects,
+            max_input_values: config.max_input_values,
             sizes,
             free_introspection: Measure::default(),
         };
@@ -269,16 +273,24 @@ impl Limits {
             }
         }
         // What holds for the whole HTTP request: one introspection is free,
-        // and the complexity of a batch is the sum of its operations'.
-        request.measure.add(&measure);
-        if request.measure.schemas > 1 {
+        // and a batch's operations share one budget. An operation refused
+        // here leaves the budget to those after it.
+        let mut total = request.measure;
+        total.add(&measure);
+        if total.schemas > 1 {
             return Err(Refusal::too_complex(
                 "A request may select __schema at most once.",
             ));
         }
-        let complexity = request.measure.cost.saturating_add(
-            request
-                .measure
+        if total.values > self.max_input_values {
+            let message = format!(
+                "The arguments of a request may hold at most {} values, counted as fragments expand and rows multiply.",
+                self.max_input_values
+            );
+            return Err(Refusal::bad_input(message, largest_argument(&document)));
+        }
+        let complexity = total.cost.saturating_add(
+            total
                 .introspection_cost
                 .saturating_sub(free.introspection_cost),
         );
@@ -288,6 +300,7 @@ impl Limits {
                 self.max_complexity
             )));
         }
+        request.measure = total;
         missing_variable(operation, variables)?;
         Ok(document)
     }
@@ -311,7 +324,7 @@ impl Limits {
             variables,
             defaults,
             sizes: &self.sizes,
-            total_count_cost: self.total_count_cost,
+            scan_cost: self.scan_cost,
             fragments: HashMap::new(),
             nesting: 0,
         };
@@ -353,11 +366,20 @@ pub fn check_text(text: &str) -> Result<(), Refusal> {
                         1
                     };
                 }
+                if i >= bytes.len() {
+                    // The parser would take it back and read on from the
+                    // quotes as two strings: brackets this scan skipped.
+                    return Err(Refusal {
+                        code: "GRAPHQL_PARSE_FAILED",
+                        message: "A block string is not closed.".into(),
+                        field: None,
+                    });
+                }
                 i += 2;
             }
             b'"' => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
@@ -479,6 +501,45 @@ fn prune(document: &ExecutableDocument, name: Option<&str>) -> Result<Executable
     })
 }
 
+/// The name of the argument of `document` that holds the most values.
+fn largest_argument(document: &ExecutableDocument) -> Option<String> {
+    let mut largest: Option<(u64, &Name)> = None;
+    let mut sets: Vec<&SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|f| &f.node.selection_set.node),
+        )
+        .collect();
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    for (name, value) in &field.node.arguments {
+                        let mut count = 0;
+                        let mut pending = vec![&value.node];
+                        while let Some(value) = pending.pop() {
+                            count += 1;
+                            value.for_each_item(|item| pending.push(item));
+                        }
+                        if largest.is_none_or(|(most, _)| count > most) {
+                            largest = Some((count, &name.node));
+                        }
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    largest.map(|(_, name)| name.to_string())
+}
+
 /// The operation that runs: the one named, or else the only one.
 fn operation<'a>(
     document: &'a ExecutableDocument,
@@ -495,37 +556,46 @@ fn operation<'a>(
     found.map(|(_, operation)| &operation.node)
 }
 
-/// How many root fields of the operation of `document` (pruned to it by
-/// [`Limits::check`]) may write: those of a mutation other than
-/// `__typename` and `logout` (which changes nothing that is cached).
-pub fn writing_fields(document: &ExecutableDocument) -> usize {
-    let Some((_, operation)) = document.operations.iter().next() else {
-        return 0;
-    };
+/// The response key of the first root field of the operation of
+/// `document` (pruned to it by [`Limits::check`]) that may write: of a
+/// mutation, the first field other than `__typename` and `logout` (which
+/// changes nothing that is cached). Mutation fields run one after another,
+/// and the first to fail stops the rest.
+pub fn first_writer(document: &ExecutableDocument) -> Option<String> {
+    let (_, operation) = document.operations.iter().next()?;
     if operation.node.ty != OperationType::Mutation {
-        return 0;
+        return None;
     }
-    let mut writing = 0;
-    let mut sets = vec![&operation.node.selection_set.node];
-    while let Some(set) = sets.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    if !matches!(field.node.name.node.as_str(), "__typename" | "logout") {
-                        writing += 1;
-                    }
+    // In document order: items are pushed last first.
+    let mut pending: Vec<&Selection> = operation
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .rev()
+        .map(|item| &item.node)
+        .collect();
+    while let Some(selection) = pending.pop() {
+        let set = match selection {
+            Selection::Field(field) => {
+                let field = &field.node;
+                if !matches!(field.name.node.as_str(), "__typename" | "logout") {
+                    return Some(field.response_key().node.to_string());
                 }
-                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
-                    {
-                        sets.push(&fragment.node.selection_set.node);
-                    }
+                continue;
+            }
+            Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
+            Selection::FragmentSpread(spread) => {
+                match document.fragments.get(&spread.node.fragment_name.node) {
+                    Some(fragment) => &fragment.node.selection_set.node,
+                    None => continue,
                 }
             }
-        }
+        };
+        pending.extend(set.items.iter().rev().map(|item| &item.node));
     }
-    writing
+    None
 }
 
 /// Whether the operation that runs is a mutation.
@@ -584,6 +654,17 @@ impl Nested for async_graphql_value::Value {
             _ => {}
         }
     }
+}
+
+/// How many values `value` holds, itself included.
+fn const_values(value: &Value) -> u64 {
+    let mut count: u64 = 0;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        count = count.saturating_add(1);
+        value.for_each_item(|item| pending.push(item));
+    }
+    count
 }
 
 /// What the input values of one request may still hold: every argument,
@@ -723,6 +804,8 @@ struct Measure {
     /// The part of `cost` that is paid once per connection, not per row
     /// (`totalCount` directly in this set).
     once: u64,
+    /// Argument values, as the document expands and rows multiply.
+    values: u64,
     /// The deepest field outside introspection.
     depth: u64,
     introspection_cost: u64,
@@ -743,6 +826,7 @@ impl Measure {
     fn add(&mut self, other: &Measure) {
         self.cost = self.cost.saturating_add(other.cost);
         self.once = self.once.saturating_add(other.once);
+        self.values = self.values.saturating_add(other.values);
         self.depth = self.depth.max(other.depth);
         self.introspection_cost = self
             .introspection_cost
@@ -769,7 +853,7 @@ struct Walk<'a> {
     variables: &'a Variables,
     defaults: HashMap<&'a str, &'a Value>,
     sizes: &'a IntrospectionSizes,
-    total_count_cost: u64,
+    scan_cost: u64,
     fragments: HashMap<(&'a str, bool), Fragment>,
     nesting: usize,
 }
@@ -850,19 +934,25 @@ impl<'a> Walk<'a> {
             schemas: u64::from(!introspection && name == "__schema"),
             ..Measure::default()
         };
-        if name == "__typename" {
+        // What its arguments hold: async-graphql walks them at each use and
+        // parses them again for every row.
+        own.values = self.argument_values(field);
+        let children = &field.selection_set.node;
+        if name == "__typename" && children.items.is_empty() {
             return Ok(own);
         }
+        // Under `__schema`, one introspection of this schema is free; `__type`
+        // is measured the same way but paid for.
         let entering = !introspection && (name == "__schema" || name == "__type");
         let inside = introspection || entering;
-        let children = &field.selection_set.node;
+        // A count, a search or a filter reads every row that might match.
+        let scans = !inside
+            && (name == "totalCount"
+                || field.get_argument("search").is_some()
+                || field.get_argument("filter").is_some());
+        let once = if scans { self.scan_cost } else { 0 };
         if children.items.is_empty() {
-            own.cost = if !inside && name == "totalCount" {
-                own.once = self.total_count_cost;
-                self.total_count_cost
-            } else {
-                1
-            };
+            own.cost = if name == "__typename" { 0 } else { once.max(1) };
         } else {
             let inner = self.set(children, inside)?;
             let per_item = if introspection {
@@ -875,7 +965,11 @@ impl<'a> Walk<'a> {
             let per_row = inner.cost.saturating_sub(inner.once);
             own.cost = 1u64
                 .saturating_add(per_row.saturating_mul(per_item))
-                .saturating_add(inner.once);
+                .saturating_add(inner.once)
+                .saturating_add(once);
+            own.values = own
+                .values
+                .saturating_add(inner.values.saturating_mul(per_item));
             own.depth = inner.depth.saturating_add(1);
             own.introspection_cost = inner.introspection_cost;
             if inner.introspection_depth > 0 {
@@ -886,13 +980,44 @@ impl<'a> Walk<'a> {
             own.selections = inner.selections;
             own.schemas = own.schemas.saturating_add(inner.schemas);
         }
+        // `totalCount` is counted once per connection, not once per row.
+        own.once = if name == "totalCount" { own.cost } else { 0 };
         if entering {
-            own.introspection_cost = own.introspection_cost.saturating_add(own.cost);
+            if name == "__schema" {
+                own.introspection_cost = own.introspection_cost.saturating_add(own.cost);
+                own.cost = 0;
+            }
             own.introspection_depth = own.introspection_depth.max(own.depth);
-            own.cost = 0;
             own.depth = 0;
         }
         Ok(own)
+    }
+
+    /// How many values the arguments of `field` hold (a list and an object
+    /// count as one each, plus their items), a variable's as given.
+    fn argument_values(&self, field: &Field) -> u64 {
+        let mut count: u64 = 0;
+        let mut pending: Vec<&async_graphql_value::Value> = field
+            .arguments
+            .iter()
+            .map(|(_, value)| &value.node)
+            .collect();
+        while let Some(value) = pending.pop() {
+            match value {
+                async_graphql_value::Value::Variable(variable) => {
+                    let given = self
+                        .variables
+                        .get(variable)
+                        .or_else(|| self.defaults.get(variable.as_str()).copied());
+                    count = count.saturating_add(given.map_or(1, const_values));
+                }
+                other => {
+                    count = count.saturating_add(1);
+                    other.for_each_item(|item| pending.push(item));
+                }
+            }
+        }
+        count
     }
 
     /// Rows a list field returns at most: its `first`, `last` or `limit`,
@@ -937,5 +1062,14 @@ mod tests {
         );
         assert_eq!(check_text(&hidden), Ok(()));
         assert!(check_text(&"[".repeat(1_000_000)).is_err());
+        // An unterminated block string: the parser reads on from its quotes.
+        let open = format!("{{ a(x: [\"\"\"x\" {} ]) }}", "[".repeat(10));
+        assert_eq!(
+            check_text(&open).map_err(|r| r.code),
+            Err("GRAPHQL_PARSE_FAILED")
+        );
+        // A plain string ends at a carriage return as at a newline.
+        let cr = format!("{{ a(x: \"x\\r{} }}", "[".repeat(100));
+        assert!(check_text(&cr.replace("\\r", "\r")).is_err());
     }
 }

@@ -30,8 +30,8 @@ impl Default for ParsedDocuments {
     }
 }
 
-/// Roughly what a parsed document holds: its text, and each selection's
-/// node with its field and arguments.
+/// Roughly what a parsed document holds: its text, each selection's node
+/// with its field, and each value of its arguments.
 fn weight(text: &str, document: &ExecutableDocument) -> usize {
     let per_selection = size_of::<Positioned<Selection>>() + size_of::<Field>();
     let mut sets: Vec<&SelectionSet> = document
@@ -46,17 +46,34 @@ fn weight(text: &str, document: &ExecutableDocument) -> usize {
         )
         .collect();
     let mut selections = 0;
+    let mut values = 0;
     while let Some(set) = sets.pop() {
         selections += set.items.len();
         for item in &set.items {
             match &item.node {
-                Selection::Field(field) => sets.push(&field.node.selection_set.node),
+                Selection::Field(field) => {
+                    let mut pending: Vec<&async_graphql_value::Value> =
+                        field.node.arguments.iter().map(|(_, v)| &v.node).collect();
+                    while let Some(value) = pending.pop() {
+                        values += 1;
+                        match value {
+                            async_graphql_value::Value::List(items) => pending.extend(items),
+                            async_graphql_value::Value::Object(fields) => {
+                                pending.extend(fields.values())
+                            }
+                            _ => {}
+                        }
+                    }
+                    sets.push(&field.node.selection_set.node)
+                }
                 Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
                 Selection::FragmentSpread(_) => {}
             }
         }
     }
-    2 * text.len() + selections * per_selection
+    // A value in a map costs its slot, its key and its own size again.
+    let per_value = 3 * size_of::<async_graphql_value::Value>();
+    2 * text.len() + selections * per_selection + values * per_value
 }
 
 impl ParsedDocuments {

@@ -6,18 +6,18 @@ use std::{
 };
 
 use async_graphql::{
-    BatchRequest, ErrorExtensions, ParseRequestError, Response as GqlResponse, ServerError, Value,
+    BatchRequest, ErrorExtensions, ParseRequestError, PathSegment, Response as GqlResponse,
+    ServerError, Value,
 };
 use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
-    body::Body,
     extract::{ConnectInfo, Query, State},
     http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 
-use super::{HttpState, MAX_BATCH, auth};
+use super::{HttpState, JSON, MAX_BATCH, auth, error_reply};
 use crate::{
     error::Error,
     graphql::{
@@ -44,16 +44,17 @@ pub async fn handle(
         BatchRequest::Batch(requests) => (requests, true),
     };
     if requests.iter().any(|r| r.query.trim().is_empty()) {
-        let error = single_error("A request must carry a query.", "GRAPHQL_PARSE_FAILED");
-        return json(StatusCode::BAD_REQUEST, content_type, &error);
+        let message = "A request must carry a query.";
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            content_type,
+            message,
+            "GRAPHQL_PARSE_FAILED",
+        );
     }
     if requests.len() > MAX_BATCH {
         let message = format!("A batch may hold at most {MAX_BATCH} operations.");
-        return json(
-            StatusCode::OK,
-            content_type,
-            &single_error(&message, "QUERY_TOO_COMPLEX"),
-        );
+        return error_reply(StatusCode::OK, content_type, &message, "QUERY_TOO_COMPLEX");
     }
     if method == Method::GET {
         // async-graphql reads `operation_name` from a query string; GraphQL
@@ -77,7 +78,7 @@ pub async fn handle(
         let plan = match analysis::check_text(&request.query) {
             Err(refusal) => Plan::Refused(refusal),
             Ok(()) => match state.documents.prepare(request) {
-                None => Plan::Run { writes: 0 },
+                None => Plan::Run { first_writer: None },
                 Some(document) => {
                     let operation = request.operation_name.as_deref();
                     mutates |= analysis::is_mutation(&document, operation);
@@ -88,9 +89,9 @@ pub async fn handle(
                     match checked {
                         Err(refusal) => Plan::Refused(refusal),
                         Ok(pruned) => {
-                            let writes = analysis::writing_fields(&pruned);
+                            let first_writer = analysis::first_writer(&pruned);
                             request.set_parsed_query(pruned);
-                            Plan::Run { writes }
+                            Plan::Run { first_writer }
                         }
                     }
                 }
@@ -99,8 +100,13 @@ pub async fn handle(
         plans.push(plan);
     }
     if method == Method::GET && mutates {
-        let error = single_error("Mutations are not allowed over GET; use POST.", "FORBIDDEN");
-        return json(StatusCode::METHOD_NOT_ALLOWED, content_type, &error);
+        let message = "Mutations are not allowed over GET; use POST.";
+        return error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            content_type,
+            message,
+            "FORBIDDEN",
+        );
     }
     let viewer = match auth::viewer(&state.app, &headers).await {
         Ok(viewer) => viewer,
@@ -118,12 +124,17 @@ pub async fn handle(
     // After a mutation that may have written, this process forgets every
     // cached read, so the very next request sees the change: when the batch
     // has run, or when the deadline drops it. One that wrote nothing (it
-    // selected only `__typename` or `logout`, or its one writing field
-    // failed and so rolled back) forgets nothing, so that cheap anonymous
-    // mutations cannot empty the caches for everyone.
-    let may_write = plans
-        .iter()
-        .any(|plan| matches!(plan, Plan::Run { writes } if *writes > 0));
+    // was refused, selected only `__typename` or `logout`, or each of its
+    // writing fields failed and so rolled back) forgets nothing, so that
+    // cheap anonymous mutations cannot empty the caches for everyone.
+    let may_write = plans.iter().any(|plan| {
+        matches!(
+            plan,
+            Plan::Run {
+                first_writer: Some(_)
+            }
+        )
+    });
     let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
     // The operations of a batch run concurrently, each with fresh loaders.
     let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
@@ -134,11 +145,9 @@ pub async fn handle(
         async {
             match plan {
                 Plan::Refused(refusal) => (Answer::refused(refusal), false),
-                Plan::Run { writes } => {
+                Plan::Run { first_writer } => {
                     let answer = Answer::from(state.schema.execute(request).await);
-                    // Several writing fields may have written before one
-                    // failed and nulled the whole answer.
-                    let wrote = writes > 1 || (writes == 1 && answer.has_data());
+                    let wrote = answer.may_have_written(first_writer.as_deref());
                     (answer, wrote)
                 }
             }
@@ -159,9 +168,10 @@ pub async fn handle(
 /// What the handler does with one operation of the request.
 enum Plan {
     Refused(Refusal),
-    /// Run it; `writes`: how many of its root fields may write.
+    /// Run it; `first_writer`: the response key of its first root field
+    /// that may write, if it is such a mutation.
     Run {
-        writes: usize,
+        first_writer: Option<String>,
     },
 }
 
@@ -189,12 +199,29 @@ impl Answer {
         Self { response, executed }
     }
 
-    /// Whether some root field has a value: the operation did something.
-    fn has_data(&self) -> bool {
-        match &self.response.data {
+    /// Whether an operation whose first writing root field is `first_writer`
+    /// may have written: it ran, and did more than fail at that field (a
+    /// field that fails itself has rolled back, and stops those after it).
+    /// A value at the root, an error below a root field (its child failed
+    /// after it resolved, and nulled the answer up to the root), an error at
+    /// another field or at none: it may have.
+    fn may_have_written(&self, first_writer: Option<&str>) -> bool {
+        let Some(first_writer) = first_writer else {
+            return false;
+        };
+        if !self.executed {
+            return false;
+        }
+        let has_value = match &self.response.data {
             Value::Object(fields) => fields.values().any(|v| *v != Value::Null),
             _ => false,
-        }
+        };
+        let errors = &self.response.errors;
+        let failed_at_first = !errors.is_empty()
+            && errors.iter().all(|error| {
+                matches!(error.path.as_slice(), [PathSegment::Field(key)] if key == first_writer)
+            });
+        has_value || !failed_at_first
     }
 
     fn refused(refusal: Refusal) -> Self {
@@ -263,10 +290,11 @@ fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> R
     };
     match body {
         Ok(body) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Err(_) => json(
+        Err(_) => error_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "application/json",
-            &single_error("Internal error.", "INTERNAL_SERVER_ERROR"),
+            JSON,
+            "Internal error.",
+            "INTERNAL_SERVER_ERROR",
         ),
     }
 }
@@ -279,10 +307,6 @@ fn to_server_error(error: &Error) -> ServerError {
     server_error
 }
 
-fn single_error(message: &str, code: &str) -> serde_json::Value {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-}
-
 /// Clients asking for `application/graphql-response+json` get it; everyone
 /// else gets `application/json`.
 fn response_content_type(headers: &HeaderMap) -> &'static str {
@@ -293,17 +317,8 @@ fn response_content_type(headers: &HeaderMap) -> &'static str {
     if accepts.contains(GRAPHQL_RESPONSE_JSON) {
         GRAPHQL_RESPONSE_JSON
     } else {
-        "application/json"
+        JSON
     }
-}
-
-fn json(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from(body.to_string()),
-    )
-        .into_response()
 }
 
 /// A request that is not GraphQL over HTTP at all: 413 when too large, else
@@ -328,25 +343,28 @@ impl IntoResponse for Rejection {
         if let ParseRequestError::Io(e) = &self.0
             && e.to_string().contains("not received within")
         {
-            let body = single_error(
-                "The request body was not received in time.",
-                "BAD_USER_INPUT",
-            );
-            return json(StatusCode::REQUEST_TIMEOUT, "application/json", &body);
+            let message = "The request body was not received in time.";
+            return error_reply(StatusCode::REQUEST_TIMEOUT, JSON, message, "BAD_USER_INPUT");
         }
         if too_large {
-            let body = single_error("The request body is larger than 1 MiB.", "BAD_USER_INPUT");
-            return json(StatusCode::PAYLOAD_TOO_LARGE, "application/json", &body);
+            let message = "The request body is larger than 1 MiB.";
+            return error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                JSON,
+                message,
+                "BAD_USER_INPUT",
+            );
         }
         let message = match &self.0 {
             ParseRequestError::InvalidRequest(_) => "The body is not a GraphQL request in JSON.",
             ParseRequestError::UnsupportedBatch => "Batches are not supported here.",
             _ => "The request could not be read as GraphQL over HTTP.",
         };
-        json(
+        error_reply(
             StatusCode::BAD_REQUEST,
-            "application/json",
-            &single_error(message, "GRAPHQL_PARSE_FAILED"),
+            JSON,
+            message,
+            "GRAPHQL_PARSE_FAILED",
         )
     }
 }

@@ -11,7 +11,9 @@
 //!   headers, counted from when the connection is ready for one (so headers
 //!   that never end, and a connection that never sends any, are cut off).
 //! - A connection with no byte moving either way for
-//!   `ROSTER_IDLE_TIMEOUT_SECS` is closed once its request, if any, is done.
+//!   `ROSTER_IDLE_TIMEOUT_SECS` is closed once its request, if any, is done,
+//!   and dropped if nothing moves for as long again (a client that stopped
+//!   reading its answer).
 //! - A request body that pauses longer than `ROSTER_BODY_READ_TIMEOUT_SECS`
 //!   is refused (the whole request still has `ROSTER_REQUEST_TIMEOUT_SECS`).
 use std::{
@@ -21,14 +23,14 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
 use axum::Router;
-use hyper::server::conn::http1;
+use hyper::{server::conn::http1, service::Service as _};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
@@ -39,7 +41,6 @@ use tokio::{
     sync::{Semaphore, watch},
     time::Instant,
 };
-use tower::Service as _;
 use tower_http::timeout::RequestBodyTimeout;
 
 use crate::config::Config;
@@ -92,12 +93,21 @@ pub async fn serve(
             stream,
             activity: Arc::clone(&activity),
         });
-        let service = match make_service.call(peer).await {
+        let service = match tower::Service::call(&mut make_service, peer).await {
             Ok(service) => service,
             Err(never) => match never {},
         };
         let service =
             TowerToHyperService::new(RequestBodyTimeout::new(service, config.body_read_timeout));
+        let busy = Arc::clone(&activity);
+        let service = hyper::service::service_fn(move |request| {
+            let handling = Handling::start(&busy);
+            let answer = service.call(request);
+            async move {
+                let _handling = handling;
+                answer.await
+            }
+        });
         let connection = http.serve_connection(io, service);
         let mut stop = stop_rx.clone();
         let idle_timeout = config.idle_timeout;
@@ -119,14 +129,21 @@ pub async fn serve(
                     _ = stop.changed(), if !closing => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
+                        idle.as_mut().reset(Instant::now() + idle_timeout);
                     }
-                    () = &mut idle, if !closing => {
+                    () = &mut idle => {
                         let until = activity.last() + idle_timeout;
-                        if Instant::now() >= until {
+                        if Instant::now() < until {
+                            idle.as_mut().reset(until);
+                        } else if closing && activity.handling.load(Ordering::Relaxed) == 0 {
+                            // Still nothing moving since it was asked to
+                            // close, and no request being handled: a client
+                            // that stopped reading its answer. Drop it.
+                            break;
+                        } else {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
-                        } else {
-                            idle.as_mut().reset(until);
+                            idle.as_mut().reset(Instant::now() + idle_timeout);
                         }
                     }
                 }
@@ -137,7 +154,15 @@ pub async fn serve(
     // Every connection: finish the request in hand, then close.
     stop_tx.send_replace(());
     // Each open connection holds a slot: once all are back, all are done.
-    let _all = slots.acquire_many(cap).await;
+    // A connection that neither finishes nor goes quiet is given up on
+    // after a request's time and an idle period.
+    let grace = config.request_timeout + config.idle_timeout;
+    if tokio::time::timeout(grace, slots.acquire_many(cap))
+        .await
+        .is_err()
+    {
+        tracing::warn!(?grace, "connections still open at shutdown; closing them");
+    }
     Ok(())
 }
 
@@ -212,10 +237,28 @@ async fn on_accept_error(error: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// When bytes last moved on a connection.
+/// When bytes last moved on a connection, and how many of its requests
+/// are being handled.
 struct Activity {
     accepted: Instant,
     last_ms: AtomicU64,
+    handling: AtomicUsize,
+}
+
+/// One request being handled on a connection, until dropped.
+struct Handling(Arc<Activity>);
+
+impl Handling {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.handling.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.handling.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Activity {
@@ -223,6 +266,7 @@ impl Activity {
         Self {
             accepted: Instant::now(),
             last_ms: AtomicU64::new(0),
+            handling: AtomicUsize::new(0),
         }
     }
 

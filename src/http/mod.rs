@@ -86,16 +86,13 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(?limit, "request deadline passed");
-            let body = serde_json::json!({ "errors": [{
-                "message": "The request took longer than the server allows; try again.",
-                "extensions": { "code": "SERVICE_UNAVAILABLE" }
-            }] });
-            (
+            let message = "The request took longer than the server allows; try again.";
+            error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
+                JSON,
+                message,
+                "SERVICE_UNAVAILABLE",
             )
-                .into_response()
         }
     }
 }
@@ -112,24 +109,37 @@ async fn require_json_body(request: Request, next: Next) -> Response {
     if method != Method::POST {
         // HEAD, above all: axum routes it to the GET handler, and
         // async-graphql-axum would read its body as a POST's.
-        let body = serde_json::json!({ "errors": [{
-            "message": "Use GET for queries or POST for any operation.",
-            "extensions": { "code": "BAD_USER_INPUT" }
-        }] });
-        return (
+        let message = "Use GET for queries or POST for any operation.";
+        return error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
+            JSON,
+            message,
+            "BAD_USER_INPUT",
+        );
     }
-    let body = serde_json::json!({ "errors": [{
-        "message": "A POST to /graphql must have Content-Type: application/json.",
-        "extensions": { "code": "BAD_USER_INPUT" }
-    }] });
-    (
+    let message = "A POST to /graphql must have Content-Type: application/json.";
+    error_reply(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        [(header::CONTENT_TYPE, "application/json")],
+        JSON,
+        message,
+        "BAD_USER_INPUT",
+    )
+}
+
+const JSON: &str = "application/json";
+
+/// An answer carrying one error, with its code, and no data.
+fn error_reply(
+    status: StatusCode,
+    content_type: &'static str,
+    message: &str,
+    code: &str,
+) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
         body.to_string(),
     )
         .into_response()
@@ -141,7 +151,7 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(JSON))
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

@@ -73,6 +73,11 @@ async fn a_fragment_bomb_is_refused_before_it_expands() {
         message(&reply),
         "A document may expand to at most 10000 selections."
     );
+    // Under a leaf, where only validation would look.
+    let under_typename =
+        fragment_bomb(29).replace("query { ...F0 }", "query { __typename { ...F0 } }");
+    let reply = app.gql(&under_typename, Value::Null).await;
+    assert_eq!(reply.codes(), vec!["QUERY_TOO_COMPLEX"]);
     // Small enough, it runs.
     let reply = app.gql(&fragment_bomb(3), Value::Null).await;
     assert_eq!(reply.body, json!({ "data": { "__typename": "Query" } }));
@@ -90,13 +95,13 @@ async fn fragment_cycles_are_refused_however_deep() {
         "Cannot spread fragment \"A\" within itself."
     );
     let mut deep = String::from("{ ...F0 }\n");
-    for i in 0..100 {
+    for i in 0..50 {
         deep.push_str(&format!(
             "fragment F{i} on Query {{ __typename ...F{} }}\n",
             i + 1
         ));
     }
-    deep.push_str("fragment F100 on Query { ...F0 }\n");
+    deep.push_str("fragment F50 on Query { ...F0 }\n");
     let reply = app.gql(&deep, Value::Null).await;
     assert_eq!(reply.codes(), vec!["GRAPHQL_VALIDATION_FAILED"]);
     assert_eq!(
@@ -233,6 +238,12 @@ async fn deeply_nested_filters_are_refused_without_a_stack_overflow() {
             "{depth}"
         );
     }
+    // Brackets after an unterminated block string, which the parser would
+    // read as two plain strings and go on.
+    let hidden = format!("{{ a(x: [\"\"\"x\" {} ]) }}", "[".repeat(100_000));
+    let reply = app.gql(&hidden, Value::Null).await;
+    assert_eq!(reply.codes(), vec!["GRAPHQL_PARSE_FAILED"]);
+    assert_eq!(message(&reply), "A block string is not closed.");
     // In variables, as deep as JSON goes (built as text: serializing it
     // would need as deep a stack as parsing it).
     let query = "query($f: UserFilter) { users(filter: $f) { totalCount } }";
@@ -304,7 +315,7 @@ async fn oversized_filters_and_searches_are_bad_input_naming_the_limit() {
     let long = "x".repeat(257);
     let cases = [
         (
-            json!({ "f": { "id": { "in": ids } } }),
+            json!({ "f": { "id": { "in": ids.clone() } } }),
             json!({ "filter": ["The in lists of a filter may hold at most 1000 values in all."] }),
         ),
         (
@@ -334,6 +345,20 @@ async fn oversized_filters_and_searches_are_bad_input_naming_the_limit() {
         assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"], "{fields}");
         assert_eq!(reply.body["errors"][0]["extensions"]["fields"], fields);
     }
+    // The same 100,000 ids in two places: past what a request's arguments
+    // may hold, before async-graphql walks them twice.
+    let twice = "query($f: UserFilter) { a: users(filter: $f) { totalCount } b: users(filter: $f) { totalCount } }";
+    let reply = app
+        .gql_as(
+            Some(&token),
+            twice,
+            json!({ "f": { "id": { "in": ids.clone() } } }),
+        )
+        .await;
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["fields"],
+        json!({ "filter": ["The arguments of a request may hold at most 200000 values, counted as fragments expand and rows multiply."] })
+    );
     // At the limits, the same requests run.
     let ids: Vec<String> = (1..=1_000).map(|i| i.to_string()).collect();
     let most = "é".repeat(256);
@@ -667,7 +692,7 @@ async fn every_document_and_filter_limit_is_a_setting() {
         config.max_directives = 1;
         config.max_fragments = 1;
         config.max_selections = 6;
-        config.total_count_cost = 1_000;
+        config.scan_cost = 1_000;
         config.max_input_objects = 3;
         config.filter_limits.max_nodes = 2;
         config.filter_limits.max_depth = 1;
@@ -711,7 +736,7 @@ async fn every_document_and_filter_limit_is_a_setting() {
         if expected.starts_with("The query's complexity") {
             // 1,001 passes the default complexity: the setting shows in the cost.
             let reply = spawn_app_with(|c| {
-                c.total_count_cost = 1_000;
+                c.scan_cost = 1_000;
                 c.max_complexity = 1_000;
             })
             .await
@@ -826,15 +851,16 @@ async fn pages_hidden_in_fragments_and_lists_still_count() {
 async fn a_batch_shares_one_complexity_budget_and_one_introspection() {
     let app = spawn_app().await;
     let token = staff_token(&app).await;
-    let counts: String = (0..20)
+    // A search and a count cost 250 each: 19 of them, 9,519.
+    let counts: String = (0..19)
         .map(|i| format!("c{i}: users(search: \"{i}\") {{ totalCount }} "))
         .collect();
     let one = json!({ "query": format!("{{ {counts} }}") });
     let reply = app.post_json(Some(&token), &one).await;
-    assert_eq!(reply.body["data"]["c19"]["totalCount"], json!(0));
-    // Two of them in one batch: 10,040 together.
+    assert_eq!(reply.body["data"]["c18"]["totalCount"], json!(0));
+    // Two of them in one batch: 19,038 together.
     let reply = app.post_json(Some(&token), &json!([one, one])).await;
-    assert_eq!(reply.body[0]["data"]["c19"]["totalCount"], json!(0));
+    assert_eq!(reply.body[0]["data"]["c18"]["totalCount"], json!(0));
     assert_eq!(
         reply.body[1]["errors"][0]["extensions"]["code"],
         json!("QUERY_TOO_COMPLEX")
@@ -867,10 +893,31 @@ async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
         app.gql(cheap, Value::Null).await;
         assert_eq!(app.state.caches.counts.len(), 1, "{cheap}");
     }
+    for cheap in [
+        "mutation { a b }",
+        "mutation { deleteUser(id: \"1\") deleteUser(id: \"1\") }",
+    ] {
+        app.gql(cheap, Value::Null).await;
+        assert_eq!(app.state.caches.counts.len(), 1, "{cheap}");
+    }
     // One that writes forgets them.
     let create = "mutation { createGroup(input: {name: \"Fresh\"}) { id } }";
     let reply = app.gql_as(Some(&token), create, Value::Null).await;
     assert_eq!(reply.body.get("errors"), None);
+    assert_eq!(app.state.caches.counts.len(), 0);
+    // One that writes and then fails below its field, nulling the answer.
+    app.gql_as(Some(&token), count, Value::Null).await;
+    let create =
+        "mutation { createGroup(input: {name: \"Later\"}) { users(first: -1) { totalCount } } }";
+    let reply = app.gql_as(Some(&token), create, Value::Null).await;
+    assert_eq!(reply.body["data"]["createGroup"], Value::Null);
+    assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
+    assert_eq!(app.state.caches.counts.len(), 0);
+    // A second field failing after a first that wrote.
+    app.gql_as(Some(&token), count, Value::Null).await;
+    let twice = "mutation { a: createGroup(input: {name: \"Twice\"}) { id } b: createGroup(input: {name: \"Twice\"}) { id } }";
+    let reply = app.gql_as(Some(&token), twice, Value::Null).await;
+    assert_eq!(reply.codes(), vec!["CONFLICT"]);
     assert_eq!(app.state.caches.counts.len(), 0);
 }
 
@@ -934,4 +981,36 @@ async fn a_login_name_longer_than_any_account_costs_nothing() {
         .try_get::<i64>("", "n")
         .unwrap();
     assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_gives_its_connection_back() {
+    let app = spawn_app_with(|config| {
+        config.max_connections = 1;
+        config.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    // Asks for megabytes on a small receive window and never reads them.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.address).await.unwrap();
+    let request = "GET /graphiql/graphiql.min.js HTTP/1.1\r\nHost: roster\r\n\r\n".repeat(20);
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.client.get(format!("{}/healthz", app.url)).send(),
+    )
+    .await;
+    assert!(
+        matches!(&response, Ok(Ok(r)) if r.status() == 200),
+        "{response:?}"
+    );
+    // Dropped after two idle periods of nothing moving, not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }
