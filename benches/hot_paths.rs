@@ -6,8 +6,9 @@ use std::{hint::black_box, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use roster::{
-    config::Secret,
+    config::{Config, Secret},
     graphql::{
+        analysis::{self, IntrospectionSizes, Limits, RequestBudget},
         hot_paths::{decodes, email_cursor, email_order, parse_user_filter, user_filter_sql},
         parsed_documents::ParsedDocuments,
     },
@@ -95,6 +96,27 @@ fn documents(c: &mut Criterion) {
     c.bench_function("document: kept (Q1)", |b| {
         b.iter(|| kept.prepare(&async_graphql::Request::new(black_box(q1))))
     });
+    // The checks every request's document goes through before it runs.
+    let limits = Limits::new(
+        &Config::with_database("sqlite::memory:"),
+        IntrospectionSizes::default(),
+    );
+    let variables = async_graphql::Variables::default();
+    for (name, text) in [("Q1", q1), ("Q3", "{ __typename }")] {
+        let document = async_graphql::parser::parse_query(text).unwrap();
+        c.bench_function(
+            &format!("document: text + limits + pruning ({name})"),
+            |b| {
+                b.iter(|| {
+                    analysis::check_text(black_box(text)).unwrap();
+                    let mut budget = RequestBudget::default();
+                    limits
+                        .check(black_box(&document), None, &variables, &mut budget)
+                        .unwrap()
+                })
+            },
+        );
+    }
 }
 
 criterion_group!(benches, filter_compilation, cursors, jwt_verify, documents);

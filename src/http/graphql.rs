@@ -11,8 +11,8 @@ use async_graphql::{
 };
 use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
-    extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    extract::{ConnectInfo, RawQuery, State},
+    http::{HeaderMap, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -34,7 +34,7 @@ pub async fn handle(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
-    uri: Uri,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     request: GraphQLBatchRequest<Rejection>,
 ) -> Response {
@@ -59,9 +59,9 @@ pub async fn handle(
     if method == Method::GET {
         // async-graphql reads `operation_name` from a query string; GraphQL
         // over HTTP names it `operationName`.
-        let name = Query::<HashMap<String, String>>::try_from_uri(&uri)
-            .ok()
-            .and_then(|Query(mut params)| params.remove("operationName"));
+        let name = query
+            .and_then(|query| serde_urlencoded::from_str::<HashMap<String, String>>(&query).ok())
+            .and_then(|mut params| params.remove("operationName"));
         for request in &mut requests {
             if request.operation_name.is_none() {
                 request.operation_name.clone_from(&name);

@@ -12,8 +12,12 @@
 //!   that never end, and a connection that never sends any, are cut off).
 //! - A connection with no byte moving either way for
 //!   `ROSTER_IDLE_TIMEOUT_SECS` is closed once its request, if any, is done,
-//!   and dropped if nothing moves for as long again (a client that stopped
-//!   reading its answer).
+//!   and dropped if nothing moves for a period more with no request in hand
+//!   (a client that stopped reading its answer).
+//!
+//! A watchdog per connection keeps these deadlines, looking twice per the
+//! shorter period (so each holds to within half of it): reading and writing
+//! only set a flag, and a request costs no timer of its own.
 //! - A request body that pauses longer than `ROSTER_BODY_READ_TIMEOUT_SECS`
 //!   is refused (the whole request still has `ROSTER_REQUEST_TIMEOUT_SECS`).
 use std::{
@@ -23,26 +27,23 @@ use std::{
     pin::{Pin, pin},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
 use axum::Router;
-use hyper::{server::conn::http1, service::Service as _};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
-};
+use hyper::{body::Incoming, server::conn::http1, service::Service as _};
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
     time::Instant,
 };
-use tower_http::timeout::RequestBodyTimeout;
 
+use super::body_timeout::PatientBody;
 use crate::config::Config;
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
@@ -56,9 +57,9 @@ pub async fn serve(
     // Each call gives the router with the peer's `ConnectInfo<SocketAddr>`.
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true);
+    // hyper's own header-read timeout arms a timer for every request; the
+    // watchdog below keeps the same deadline at one timer per connection.
+    http.keep_alive(true);
     let cap = config.max_connections;
     let slots = Arc::new(Semaphore::new(cap as usize));
     let (stop_tx, stop_rx) = watch::channel(());
@@ -88,7 +89,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::new());
+        let activity = Arc::new(Activity::default());
         let io = TokioIo::new(Tracked {
             stream,
             activity: Arc::clone(&activity),
@@ -97,12 +98,12 @@ pub async fn serve(
             Ok(service) => service,
             Err(never) => match never {},
         };
-        let service =
-            TowerToHyperService::new(RequestBodyTimeout::new(service, config.body_read_timeout));
+        let service = TowerToHyperService::new(service);
         let busy = Arc::clone(&activity);
-        let service = hyper::service::service_fn(move |request| {
+        let patience = config.body_read_timeout;
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let handling = Handling::start(&busy);
-            let answer = service.call(request);
+            let answer = service.call(request.map(|body| PatientBody::new(body, patience)));
             async move {
                 let _handling = handling;
                 answer.await
@@ -110,14 +111,14 @@ pub async fn serve(
         });
         let connection = http.serve_connection(io, service);
         let mut stop = stop_rx.clone();
-        let idle_timeout = config.idle_timeout;
+        let limits = Watchdog::new(config);
         tokio::spawn(async move {
             // The slots are free again when the connection ends.
             let _permit = permit;
             let _client = client;
             let mut connection = pin!(connection);
-            let mut idle = pin!(tokio::time::sleep(idle_timeout));
-            let mut closing = false;
+            let mut tick = pin!(tokio::time::sleep(limits.tick));
+            let mut watch = limits.start();
             loop {
                 tokio::select! {
                     result = connection.as_mut() => {
@@ -126,24 +127,16 @@ pub async fn serve(
                         }
                         break;
                     }
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
+                    _ = stop.changed(), if watch.closing_since.is_none() => {
+                        watch.closing_since = Some(Instant::now());
                         connection.as_mut().graceful_shutdown();
-                        idle.as_mut().reset(Instant::now() + idle_timeout);
                     }
-                    () = &mut idle => {
-                        let until = activity.last() + idle_timeout;
-                        if Instant::now() < until {
-                            idle.as_mut().reset(until);
-                        } else if closing && activity.handling.load(Ordering::Relaxed) == 0 {
-                            // Still nothing moving since it was asked to
-                            // close, and no request being handled: a client
-                            // that stopped reading its answer. Drop it.
-                            break;
-                        } else {
-                            closing = true;
-                            connection.as_mut().graceful_shutdown();
-                            idle.as_mut().reset(Instant::now() + idle_timeout);
+                    () = &mut tick => {
+                        tick.as_mut().reset(Instant::now() + limits.tick);
+                        match watch.look(&limits, &activity) {
+                            Verdict::Fine => {}
+                            Verdict::Close => connection.as_mut().graceful_shutdown(),
+                            Verdict::Drop => break,
                         }
                     }
                 }
@@ -237,12 +230,94 @@ async fn on_accept_error(error: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// When bytes last moved on a connection, and how many of its requests
-/// are being handled.
+/// Whether bytes moved on a connection since the watchdog last looked (a
+/// flag, so that reading and writing cost no clock), how many requests
+/// have arrived on it (their heads read) and how many are being handled.
+#[derive(Default)]
 struct Activity {
-    accepted: Instant,
-    last_ms: AtomicU64,
+    moved: AtomicBool,
+    heads: AtomicUsize,
     handling: AtomicUsize,
+}
+
+/// The limits a connection's watchdog enforces, looking every `tick`.
+#[derive(Clone, Copy)]
+struct Watchdog {
+    tick: Duration,
+    idle: Duration,
+    header_read: Duration,
+}
+
+/// What the watchdog of one connection has seen.
+struct Watch {
+    last_moved: Instant,
+    /// Since when the connection has been waiting for a request's head.
+    ready_since: Instant,
+    heads_seen: usize,
+    closing_since: Option<Instant>,
+}
+
+/// What to do with a connection.
+enum Verdict {
+    Fine,
+    /// Finish the request in hand, if any, then close.
+    Close,
+    /// Close now.
+    Drop,
+}
+
+impl Watchdog {
+    fn new(config: &Config) -> Self {
+        let (idle, header_read) = (config.idle_timeout, config.header_read_timeout);
+        // Looking twice per period keeps each deadline to within half of it.
+        let tick = (idle.min(header_read) / 2).max(Duration::from_millis(50));
+        Self {
+            tick,
+            idle,
+            header_read,
+        }
+    }
+
+    fn start(&self) -> Watch {
+        let now = Instant::now();
+        Watch {
+            last_moved: now,
+            ready_since: now,
+            heads_seen: 0,
+            closing_since: None,
+        }
+    }
+}
+
+impl Watch {
+    fn look(&mut self, limits: &Watchdog, activity: &Activity) -> Verdict {
+        let now = Instant::now();
+        if activity.moved.swap(false, Ordering::Relaxed) {
+            self.last_moved = now;
+        }
+        let heads = activity.heads.load(Ordering::Relaxed);
+        let handling = activity.handling.load(Ordering::Relaxed);
+        if heads != self.heads_seen || handling > 0 {
+            self.heads_seen = heads;
+            self.ready_since = now;
+        } else if now - self.ready_since >= limits.header_read {
+            // No request's head in time: headers that never end, or none.
+            return Verdict::Drop;
+        }
+        if now - self.last_moved < limits.idle {
+            return Verdict::Fine;
+        }
+        match self.closing_since {
+            None => {
+                self.closing_since = Some(now);
+                Verdict::Close
+            }
+            // Nothing moving for a period since it was asked to close, and
+            // no request being handled: a client that stopped reading.
+            Some(since) if handling == 0 && now - since >= limits.idle => Verdict::Drop,
+            Some(_) => Verdict::Fine,
+        }
+    }
 }
 
 /// One request being handled on a connection, until dropped.
@@ -250,6 +325,7 @@ struct Handling(Arc<Activity>);
 
 impl Handling {
     fn start(activity: &Arc<Activity>) -> Self {
+        activity.heads.fetch_add(1, Ordering::Relaxed);
         activity.handling.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(activity))
     }
@@ -262,21 +338,8 @@ impl Drop for Handling {
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self {
-            accepted: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            handling: AtomicUsize::new(0),
-        }
-    }
-
     fn touch(&self) {
-        let ms = u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.accepted + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+        self.moved.store(true, Ordering::Relaxed);
     }
 }
 

@@ -1,5 +1,6 @@
 //! axum glue: the router, the GraphQL endpoint, GraphiQL and health checks.
 mod auth;
+mod body_timeout;
 mod graphiql;
 mod graphql;
 mod health;

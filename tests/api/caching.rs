@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, fresh_database, spawn_app_with, spawn_counted_app};
@@ -23,15 +23,6 @@ const USERS: &str = "{ users(first: 5) { totalCount nodes { username } } }";
 /// A server with long-lived caches and a counter of its SQL statements.
 async fn counted_app() -> (TestApp, Arc<AtomicUsize>) {
     spawn_counted_app(|config| config.cache = LONG).await
-}
-
-/// Lets PostgreSQL's notices of the setup's writes arrive before a test
-/// counts on a cache hit.
-async fn settle(app: &TestApp) {
-    app.caches_on().await;
-    if app.db().get_database_backend() == DbBackend::Postgres {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 /// The error codes of `query`, sent with `token`.
@@ -57,7 +48,7 @@ async fn a_repeated_read_skips_the_token_check_and_the_count_until_a_mutation() 
     let (app, counter) = counted_app().await;
     let staff = app.create_user("staff", true, false).await;
     let token = app.token_for(&staff);
-    settle(&app).await;
+    app.settle().await;
 
     let first = json!({ "totalCount": 1, "nodes": [{ "username": "staff" }] });
     // token check, count, page
@@ -124,7 +115,7 @@ async fn a_repeated_user_by_id_reads_nothing_and_a_mutation_returns_what_it_chan
         json!({ "id": alice.id.to_string(), "d": sales.id.to_string() }),
     )
     .await;
-    settle(&app).await;
+    app.settle().await;
 
     let before = json!({ "username": "alice", "division": { "name": "Sales" }, "groups": [{ "name": "Ops" }] });
     // token check, user, division, groups
@@ -200,7 +191,7 @@ async fn a_cached_token_is_refused_as_soon_as_its_user_changes() {
         app.token_for(&bob),
         app.token_for(&carol),
     );
-    settle(&app).await;
+    app.settle().await;
     // Another user's email is for staff only.
     let staff_only = format!("{{ user(id: \"{}\") {{ email }} }}", alice.id);
     for token in [&alice_token, &bob_token] {
@@ -278,7 +269,7 @@ async fn a_change_made_elsewhere_reaches_the_caches() {
     let (root_token, alice_token) = (app.token_for(&root), app.token_for(&alice));
     let ops = app.create_group("Ops").await;
     app.add_member(root.id, ops.id).await;
-    settle(&app).await;
+    app.settle().await;
     let active = format!(
         "{{ users(filter: {{isActive: true}}) {{ totalCount }} user(id: \"{}\") {{ groups {{ name }} }} }}",
         root.id

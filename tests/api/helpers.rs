@@ -261,6 +261,15 @@ impl TestApp {
         panic!("the caches never came on");
     }
 
+    /// Lets PostgreSQL's notices of the setup's writes arrive (each makes
+    /// the caches forget everything) before a test counts on a cache hit.
+    pub async fn settle(&self) {
+        self.caches_on().await;
+        if self.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
     /// A valid access token for `user`.
     pub fn token_for(&self, user: &user::Model) -> String {
         self.state

@@ -382,8 +382,8 @@ async fn count_cache_keys_hold_no_client_text() {
     // Complexity would refuse 64 counts in one document; let them through
     // to see what the cache keeps.
     let app = spawn_app_with(|config| config.max_complexity = 100_000).await;
-    app.caches_on().await;
     let token = staff_token(&app).await;
+    app.settle().await;
     let aliases: String = (0..64)
         .map(|i| format!("a{i}: users(search: $s, filter: {{id: {{gt: \"{i}\"}}}}, first: 1) {{ totalCount }} "))
         .collect();
@@ -880,8 +880,8 @@ async fn a_batch_shares_one_complexity_budget_and_one_introspection() {
 #[tokio::test]
 async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
     let app = spawn_app().await;
-    app.caches_on().await;
     let token = staff_token(&app).await;
+    app.settle().await;
     let count = "{ users { totalCount } }";
     app.gql_as(Some(&token), count, Value::Null).await;
     assert_eq!(app.state.caches.counts.len(), 1);
@@ -906,7 +906,9 @@ async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
     assert_eq!(reply.body.get("errors"), None);
     assert_eq!(app.state.caches.counts.len(), 0);
     // One that writes and then fails below its field, nulling the answer.
+    app.settle().await;
     app.gql_as(Some(&token), count, Value::Null).await;
+    assert_eq!(app.state.caches.counts.len(), 1);
     let create =
         "mutation { createGroup(input: {name: \"Later\"}) { users(first: -1) { totalCount } } }";
     let reply = app.gql_as(Some(&token), create, Value::Null).await;
@@ -914,7 +916,9 @@ async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
     assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
     assert_eq!(app.state.caches.counts.len(), 0);
     // A second field failing after a first that wrote.
+    app.settle().await;
     app.gql_as(Some(&token), count, Value::Null).await;
+    assert_eq!(app.state.caches.counts.len(), 1);
     let twice = "mutation { a: createGroup(input: {name: \"Twice\"}) { id } b: createGroup(input: {name: \"Twice\"}) { id } }";
     let reply = app.gql_as(Some(&token), twice, Value::Null).await;
     assert_eq!(reply.codes(), vec!["CONFLICT"]);
