@@ -21,13 +21,18 @@
 //! - **introspection** like everything else, each list counted at its real
 //!   length in this schema (`types` as many as the schema has, `fields` as
 //!   many as its largest type has, ...). What the fullest standard
-//!   introspection query costs, and its depth, are free: that query always
-//!   passes, and a document that repeats `types` or `fields` does not;
+//!   introspection query costs, and its depth, are free under `__schema`,
+//!   once per request: that query always passes, and a document that
+//!   repeats `types` or `fields` does not (`__type` is paid for);
 //! - root fields, aliases, directives, selections and fragments, counted as
 //!   expanded; a fragment that spreads itself is refused;
 //! - how deep lists and objects nest in the arguments, defaults and
 //!   variables of a request, and how many objects they hold (async-graphql
 //!   coerces them recursively into large structs).
+//!
+//! async-graphql then gets a document pruned to that operation and the
+//! fragments it reaches ([`Limits::check`]), so it walks nothing that was
+//! not measured.
 use std::collections::HashMap;
 
 use async_graphql::{
@@ -1050,6 +1055,78 @@ impl<'a> Walk<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limits() -> Limits {
+        Limits::new(
+            &Config::with_database("sqlite::memory:"),
+            IntrospectionSizes::default(),
+        )
+    }
+
+    fn check(text: &str, operation: Option<&str>) -> Result<ExecutableDocument, Refusal> {
+        let document = async_graphql::parser::parse_query(text).map_err(|e| Refusal {
+            code: "GRAPHQL_PARSE_FAILED",
+            message: e.to_string(),
+            field: None,
+        })?;
+        let mut budget = RequestBudget::default();
+        limits().check(&document, operation, &Variables::default(), &mut budget)
+    }
+
+    #[test]
+    fn a_fragment_spread_many_times_is_measured_once() {
+        // 3^40 selections once expanded: refused at once, not walked.
+        let mut text = String::from("{ me { ...F0 } }");
+        for i in 0..40 {
+            let next = i + 1;
+            text.push_str(&format!(
+                " fragment F{i} on User {{ ...F{next} ...F{next} ...F{next} }}"
+            ));
+        }
+        text.push_str(" fragment F40 on User { id }");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            check(&text, None).err().map(|r| r.code),
+            Some("QUERY_TOO_COMPLEX")
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_document_kept_is_the_operation_and_the_fragments_it_reaches() {
+        let text = "query A { ...X } query B { ...Y } fragment X on Query { ...Z } \
+                    fragment Z on Query { __typename } fragment Y on Query { __typename }";
+        let kept = check(text, Some("A")).map_err(|r| r.message);
+        let kept = kept.as_ref().map(|d| {
+            let mut names: Vec<&str> = d.fragments.keys().map(Name::as_str).collect();
+            names.sort_unstable();
+            (d.operations.iter().count(), names)
+        });
+        assert_eq!(kept, Ok((1, vec!["X", "Z"])));
+        assert_eq!(
+            check(text, None).err().map(|r| r.message),
+            Some("Operation name required in request.".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_first_writing_field_of_a_mutation_is_found_in_order() {
+        let first = |text: &str| check(text, None).ok().and_then(|d| first_writer(&d));
+        assert_eq!(
+            first(
+                "mutation { __typename a: logout(refreshToken: \"x\") b: deleteUser(id: \"1\") c: deleteUser(id: \"2\") }"
+            ),
+            Some("b".to_owned())
+        );
+        assert_eq!(
+            first(
+                "mutation { ...M } fragment M on Mutation { __typename d: deleteGroup(id: \"1\") }"
+            ),
+            Some("d".to_owned())
+        );
+        assert_eq!(first("mutation { __typename }"), None);
+        assert_eq!(first("{ me { id } }"), None);
+    }
 
     #[test]
     fn text_nesting_skips_strings_and_comments() {
