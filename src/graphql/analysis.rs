@@ -509,39 +509,16 @@ fn prune(document: &ExecutableDocument, name: Option<&str>) -> Result<Executable
 /// The name of the argument of `document` that holds the most values.
 fn largest_argument(document: &ExecutableDocument) -> Option<String> {
     let mut largest: Option<(u64, &Name)> = None;
-    let mut sets: Vec<&SelectionSet> = document
-        .operations
-        .iter()
-        .map(|(_, op)| &op.node.selection_set.node)
-        .chain(
-            document
-                .fragments
-                .values()
-                .map(|f| &f.node.selection_set.node),
-        )
-        .collect();
-    while let Some(set) = sets.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    for (name, value) in &field.node.arguments {
-                        let mut count = 0;
-                        let mut pending = vec![&value.node];
-                        while let Some(value) = pending.pop() {
-                            count += 1;
-                            value.for_each_item(|item| pending.push(item));
-                        }
-                        if largest.is_none_or(|(most, _)| count > most) {
-                            largest = Some((count, &name.node));
-                        }
-                    }
-                    sets.push(&field.node.selection_set.node);
+    each_selection(document, |selection| {
+        if let Selection::Field(field) = selection {
+            for (name, value) in &field.node.arguments {
+                let count = count_values(&value.node);
+                if largest.is_none_or(|(most, _)| count > most) {
+                    largest = Some((count, &name.node));
                 }
-                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => {}
             }
         }
-    }
+    });
     largest.map(|(_, name)| name.to_string())
 }
 
@@ -628,7 +605,7 @@ fn missing_variable(operation: &OperationDefinition, variables: &Variables) -> R
 }
 
 /// A value made of lists and objects.
-trait Nested {
+pub(crate) trait Nested {
     fn is_object(&self) -> bool;
     fn for_each_item<'a>(&'a self, visit: impl FnMut(&'a Self));
 }
@@ -661,8 +638,9 @@ impl Nested for async_graphql_value::Value {
     }
 }
 
-/// How many values `value` holds, itself included.
-fn const_values(value: &Value) -> u64 {
+/// How many values `value` holds, itself included; iterative, so that
+/// counting cannot overflow the stack.
+pub(crate) fn count_values<V: Nested>(value: &V) -> u64 {
     let mut count: u64 = 0;
     let mut pending = vec![value];
     while let Some(value) = pending.pop() {
@@ -670,6 +648,35 @@ fn const_values(value: &Value) -> u64 {
         value.for_each_item(|item| pending.push(item));
     }
     count
+}
+
+/// Every selection of `document`, in every operation and fragment, as
+/// written (spreads are not followed); iterative.
+pub(crate) fn each_selection<'a>(
+    document: &'a ExecutableDocument,
+    mut visit: impl FnMut(&'a Selection),
+) {
+    let mut sets: Vec<&SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, operation)| &operation.node.selection_set.node)
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|fragment| &fragment.node.selection_set.node),
+        )
+        .collect();
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => sets.push(&field.node.selection_set.node),
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+            visit(&item.node);
+        }
+    }
 }
 
 /// What the input values of one request may still hold: every argument,
@@ -746,8 +753,6 @@ fn check_inputs(
         objects: request.input_objects,
         max_objects,
     };
-    let mut given_to: HashMap<&str, &str> = HashMap::new();
-    let mut sets: Vec<&SelectionSet> = Vec::new();
     for (_, operation) in document.operations.iter() {
         let operation = &operation.node;
         for variable in &operation.variable_definitions {
@@ -758,38 +763,37 @@ fn check_inputs(
             }
         }
         budget.take_directives(&operation.directives)?;
-        sets.push(&operation.selection_set.node);
     }
     for fragment in document.fragments.values() {
         budget.take_directives(&fragment.node.directives)?;
-        sets.push(&fragment.node.selection_set.node);
     }
-    while let Some(set) = sets.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    budget.take_arguments(&field.arguments)?;
-                    budget.take_directives(&field.directives)?;
-                    for (name, value) in &field.arguments {
-                        if let async_graphql_value::Value::Variable(variable) = &value.node {
-                            given_to
-                                .entry(variable.as_str())
-                                .or_insert(name.node.as_str());
-                        }
-                    }
-                    sets.push(&field.selection_set.node);
-                }
-                Selection::InlineFragment(fragment) => {
-                    budget.take_directives(&fragment.node.directives)?;
-                    sets.push(&fragment.node.selection_set.node);
-                }
-                Selection::FragmentSpread(spread) => {
-                    budget.take_directives(&spread.node.directives)?;
-                }
-            }
+    let mut given_to: HashMap<&str, &str> = HashMap::new();
+    let mut refused = Ok(());
+    each_selection(document, |selection| {
+        if refused.is_err() {
+            return;
         }
-    }
+        refused = match selection {
+            Selection::Field(field) => {
+                let field = &field.node;
+                for (name, value) in &field.arguments {
+                    if let async_graphql_value::Value::Variable(variable) = &value.node {
+                        given_to
+                            .entry(variable.as_str())
+                            .or_insert(name.node.as_str());
+                    }
+                }
+                budget
+                    .take_arguments(&field.arguments)
+                    .and_then(|()| budget.take_directives(&field.directives))
+            }
+            Selection::InlineFragment(fragment) => {
+                budget.take_directives(&fragment.node.directives)
+            }
+            Selection::FragmentSpread(spread) => budget.take_directives(&spread.node.directives),
+        };
+    });
+    refused?;
     for (name, value) in variables.iter() {
         let field = given_to
             .get(name.as_str())
@@ -1014,7 +1018,7 @@ impl<'a> Walk<'a> {
                         .variables
                         .get(variable)
                         .or_else(|| self.defaults.get(variable.as_str()).copied());
-                    count = count.saturating_add(given.map_or(1, const_values));
+                    count = count.saturating_add(given.map_or(1, count_values));
                 }
                 other => {
                     count = count.saturating_add(1);

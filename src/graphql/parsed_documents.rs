@@ -7,9 +7,10 @@ use std::{mem::size_of, sync::Arc};
 
 use async_graphql::{
     Positioned, Request,
-    parser::types::{ExecutableDocument, Field, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, Field, Selection},
 };
 
+use super::analysis::{count_values, each_selection};
 use crate::bounded_map::BoundedMap;
 
 /// Longer documents are parsed each time, not kept (they are rare, and
@@ -34,45 +35,20 @@ impl Default for ParsedDocuments {
 /// with its field, and each value of its arguments.
 fn weight(text: &str, document: &ExecutableDocument) -> usize {
     let per_selection = size_of::<Positioned<Selection>>() + size_of::<Field>();
-    let mut sets: Vec<&SelectionSet> = document
-        .operations
-        .iter()
-        .map(|(_, operation)| &operation.node.selection_set.node)
-        .chain(
-            document
-                .fragments
-                .values()
-                .map(|fragment| &fragment.node.selection_set.node),
-        )
-        .collect();
-    let mut selections = 0;
-    let mut values = 0;
-    while let Some(set) = sets.pop() {
-        selections += set.items.len();
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let mut pending: Vec<&async_graphql_value::Value> =
-                        field.node.arguments.iter().map(|(_, v)| &v.node).collect();
-                    while let Some(value) = pending.pop() {
-                        values += 1;
-                        match value {
-                            async_graphql_value::Value::List(items) => pending.extend(items),
-                            async_graphql_value::Value::Object(fields) => {
-                                pending.extend(fields.values())
-                            }
-                            _ => {}
-                        }
-                    }
-                    sets.push(&field.node.selection_set.node)
-                }
-                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => {}
-            }
-        }
-    }
     // A value in a map costs its slot, its key and its own size again.
     let per_value = 3 * size_of::<async_graphql_value::Value>();
+    let (mut selections, mut values) = (0, 0);
+    each_selection(document, |selection| {
+        selections += 1;
+        if let Selection::Field(field) = selection {
+            values += field
+                .node
+                .arguments
+                .iter()
+                .map(|(_, value)| count_values(&value.node) as usize)
+                .sum::<usize>();
+        }
+    });
     2 * text.len() + selections * per_selection + values * per_value
 }
 
