@@ -73,32 +73,10 @@ pub async fn handle(
     // it reaches; a request the limits refuse never reaches async-graphql.
     let mut mutates = false;
     let mut budget = RequestBudget::default();
-    let mut plans = Vec::with_capacity(requests.len());
-    for request in &mut requests {
-        let plan = match analysis::check_text(&request.query) {
-            Err(refusal) => Plan::Refused(refusal),
-            Ok(()) => match state.documents.prepare(request) {
-                None => Plan::Run { first_writer: None },
-                Some(document) => {
-                    let operation = request.operation_name.as_deref();
-                    mutates |= analysis::is_mutation(&document, operation);
-                    let checked =
-                        state
-                            .limits
-                            .check(&document, operation, &request.variables, &mut budget);
-                    match checked {
-                        Err(refusal) => Plan::Refused(refusal),
-                        Ok(pruned) => {
-                            let first_writer = analysis::first_writer(&pruned);
-                            request.set_parsed_query(pruned);
-                            Plan::Run { first_writer }
-                        }
-                    }
-                }
-            },
-        };
-        plans.push(plan);
-    }
+    let plans: Vec<Plan> = requests
+        .iter_mut()
+        .map(|request| plan(&state, request, &mut budget, &mut mutates))
+        .collect();
     if method == Method::GET && mutates {
         let message = "Mutations are not allowed over GET; use POST.";
         return error_reply(
@@ -127,14 +105,7 @@ pub async fn handle(
     // was refused, selected only `__typename` or `logout`, or each of its
     // writing fields failed and so rolled back) forgets nothing, so that
     // cheap anonymous mutations cannot empty the caches for everyone.
-    let may_write = plans.iter().any(|plan| {
-        matches!(
-            plan,
-            Plan::Run {
-                first_writer: Some(_)
-            }
-        )
-    });
+    let may_write = plans.iter().any(Plan::may_write);
     let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
     // The operations of a batch run concurrently, each with fresh loaders.
     let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
@@ -165,6 +136,36 @@ pub async fn handle(
     respond(content_type, batched, answers)
 }
 
+/// Checks one operation of the request and gives async-graphql the pruned
+/// document to run; notes in `mutates` whether it is a mutation.
+fn plan(
+    state: &HttpState,
+    request: &mut async_graphql::Request,
+    budget: &mut RequestBudget,
+    mutates: &mut bool,
+) -> Plan {
+    if let Err(refusal) = analysis::check_text(&request.query) {
+        return Plan::Refused(refusal);
+    }
+    let Some(document) = state.documents.prepare(request) else {
+        // It does not parse: async-graphql says why.
+        return Plan::Run { first_writer: None };
+    };
+    let operation = request.operation_name.as_deref();
+    *mutates |= analysis::is_mutation(&document, operation);
+    match state
+        .limits
+        .check(&document, operation, &request.variables, budget)
+    {
+        Err(refusal) => Plan::Refused(refusal),
+        Ok(pruned) => {
+            let first_writer = analysis::first_writer(&pruned);
+            request.set_parsed_query(pruned);
+            Plan::Run { first_writer }
+        }
+    }
+}
+
 /// What the handler does with one operation of the request.
 enum Plan {
     Refused(Refusal),
@@ -173,6 +174,17 @@ enum Plan {
     Run {
         first_writer: Option<String>,
     },
+}
+
+impl Plan {
+    fn may_write(&self) -> bool {
+        matches!(
+            self,
+            Plan::Run {
+                first_writer: Some(_)
+            }
+        )
+    }
 }
 
 /// One operation's response, and whether it ran: a request error (the
