@@ -538,46 +538,39 @@ fn operation<'a>(
     found.map(|(_, operation)| &operation.node)
 }
 
-/// The response key of the first root field of the operation of
-/// `document` (pruned to it by [`Limits::check`]) that may write: of a
-/// mutation, the first field other than `__typename` and `logout` (which
-/// changes nothing that is cached). Mutation fields run one after another,
-/// and the first to fail stops the rest.
-pub fn first_writer(document: &ExecutableDocument) -> Option<String> {
-    let (_, operation) = document.operations.iter().next()?;
+/// The response keys of the root fields of the operation of `document`
+/// (pruned to it by [`Limits::check`]) that may write: of a mutation, every
+/// field other than `__typename` and `logout` (which changes nothing that
+/// is cached), through fragments.
+pub fn writers(document: &ExecutableDocument) -> Vec<String> {
+    let mut keys = Vec::new();
+    let Some((_, operation)) = document.operations.iter().next() else {
+        return keys;
+    };
     if operation.node.ty != OperationType::Mutation {
-        return None;
+        return keys;
     }
-    // In document order: items are pushed last first.
-    let mut pending: Vec<&Selection> = operation
-        .node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .rev()
-        .map(|item| &item.node)
-        .collect();
-    while let Some(selection) = pending.pop() {
-        let set = match selection {
-            Selection::Field(field) => {
-                let field = &field.node;
-                if !matches!(field.name.node.as_str(), "__typename" | "logout") {
-                    return Some(field.response_key().node.to_string());
+    let mut sets = vec![&operation.node.selection_set.node];
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if !matches!(field.name.node.as_str(), "__typename" | "logout") {
+                        keys.push(field.response_key().node.to_string());
+                    }
                 }
-                continue;
-            }
-            Selection::InlineFragment(fragment) => &fragment.node.selection_set.node,
-            Selection::FragmentSpread(spread) => {
-                match document.fragments.get(&spread.node.fragment_name.node) {
-                    Some(fragment) => &fragment.node.selection_set.node,
-                    None => continue,
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        sets.push(&fragment.node.selection_set.node);
+                    }
                 }
             }
-        };
-        pending.extend(set.items.iter().rev().map(|item| &item.node));
+        }
     }
-    None
+    keys
 }
 
 /// Whether the operation that runs is a mutation.
@@ -1114,22 +1107,26 @@ mod tests {
     }
 
     #[test]
-    fn the_first_writing_field_of_a_mutation_is_found_in_order() {
-        let first = |text: &str| check(text, None).ok().and_then(|d| first_writer(&d));
+    fn the_writing_fields_of_a_mutation_are_found_through_fragments() {
+        let keys = |text: &str| {
+            let mut keys = check(text, None).map(|d| writers(&d)).unwrap_or_default();
+            keys.sort_unstable();
+            keys
+        };
         assert_eq!(
-            first(
+            keys(
                 "mutation { __typename a: logout(refreshToken: \"x\") b: deleteUser(id: \"1\") c: deleteUser(id: \"2\") }"
             ),
-            Some("b".to_owned())
+            vec!["b", "c"]
         );
         assert_eq!(
-            first(
+            keys(
                 "mutation { ...M } fragment M on Mutation { __typename d: deleteGroup(id: \"1\") }"
             ),
-            Some("d".to_owned())
+            vec!["d"]
         );
-        assert_eq!(first("mutation { __typename }"), None);
-        assert_eq!(first("{ me { id } }"), None);
+        assert!(keys("mutation { __typename }").is_empty());
+        assert!(keys("{ me { id } }").is_empty());
     }
 
     #[test]

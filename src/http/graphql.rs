@@ -103,7 +103,7 @@ pub async fn handle(
     // cached read, so the very next request sees the change: when the batch
     // has run, or when the deadline drops it. One that wrote nothing (it
     // was refused, selected only `__typename` or `logout`, or each of its
-    // writing fields failed and so rolled back) forgets nothing, so that
+    // writing fields was refused before writing) forgets nothing, so that
     // cheap anonymous mutations cannot empty the caches for everyone.
     let may_write = plans.iter().any(Plan::may_write);
     let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
@@ -116,9 +116,9 @@ pub async fn handle(
         async {
             match plan {
                 Plan::Refused(refusal) => (Answer::refused(refusal), false),
-                Plan::Run { first_writer } => {
+                Plan::Run { writers } => {
                     let answer = Answer::from(state.schema.execute(request).await);
-                    let wrote = answer.may_have_written(first_writer.as_deref());
+                    let wrote = answer.may_have_written(&writers);
                     (answer, wrote)
                 }
             }
@@ -149,7 +149,9 @@ fn plan(
     }
     let Some(document) = state.documents.prepare(request) else {
         // It does not parse: async-graphql says why.
-        return Plan::Run { first_writer: None };
+        return Plan::Run {
+            writers: Vec::new(),
+        };
     };
     let operation = request.operation_name.as_deref();
     *mutates |= analysis::is_mutation(&document, operation);
@@ -159,9 +161,9 @@ fn plan(
     {
         Err(refusal) => Plan::Refused(refusal),
         Ok(pruned) => {
-            let first_writer = analysis::first_writer(&pruned);
+            let writers = analysis::writers(&pruned);
             request.set_parsed_query(pruned);
-            Plan::Run { first_writer }
+            Plan::Run { writers }
         }
     }
 }
@@ -169,21 +171,16 @@ fn plan(
 /// What the handler does with one operation of the request.
 enum Plan {
     Refused(Refusal),
-    /// Run it; `first_writer`: the response key of its first root field
-    /// that may write, if it is such a mutation.
+    /// Run it; `writers`: the response keys of its root fields that may
+    /// write, if it is a mutation.
     Run {
-        first_writer: Option<String>,
+        writers: Vec<String>,
     },
 }
 
 impl Plan {
     fn may_write(&self) -> bool {
-        matches!(
-            self,
-            Plan::Run {
-                first_writer: Some(_)
-            }
-        )
+        matches!(self, Plan::Run { writers } if !writers.is_empty())
     }
 }
 
@@ -211,29 +208,33 @@ impl Answer {
         Self { response, executed }
     }
 
-    /// Whether an operation whose first writing root field is `first_writer`
-    /// may have written: it ran, and did more than fail at that field (a
-    /// field that fails itself has rolled back, and stops those after it).
-    /// A value at the root, an error below a root field (its child failed
-    /// after it resolved, and nulled the answer up to the root), an error at
-    /// another field or at none: it may have.
-    fn may_have_written(&self, first_writer: Option<&str>) -> bool {
-        let Some(first_writer) = first_writer else {
-            return false;
-        };
-        if !self.executed {
+    /// Whether an operation whose root fields `writers` may write did
+    /// write: one of them has a value, or an error says something ran that
+    /// may have committed. Only an error at a writing field itself, with a
+    /// code raised before anything is written (a refusal), shows that field
+    /// wrote nothing; an error below a field (its child failed after it
+    /// resolved, nulling the answer up to the root), one at no field, or an
+    /// internal or database error may follow a commit.
+    fn may_have_written(&self, writers: &[String]) -> bool {
+        if writers.is_empty() || !self.executed {
             return false;
         }
-        let has_value = match &self.response.data {
-            Value::Object(fields) => fields.values().any(|v| *v != Value::Null),
+        let is_writer = |key: &str| writers.iter().any(|writer| writer == key);
+        let wrote_value = match &self.response.data {
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(key, value)| *value != Value::Null && is_writer(key.as_str())),
             _ => false,
         };
-        let errors = &self.response.errors;
-        let failed_at_first = !errors.is_empty()
-            && errors.iter().all(|error| {
-                matches!(error.path.as_slice(), [PathSegment::Field(key)] if key == first_writer)
-            });
-        has_value || !failed_at_first
+        wrote_value
+            || self
+                .response
+                .errors
+                .iter()
+                .any(|error| match error.path.as_slice() {
+                    [PathSegment::Field(key)] => is_writer(key) && !refused_before_writing(error),
+                    _ => true,
+                })
     }
 
     fn refused(refusal: Refusal) -> Self {
@@ -309,6 +310,19 @@ fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> R
             "INTERNAL_SERVER_ERROR",
         ),
     }
+}
+
+/// Whether `error` is a refusal, which a service raises before it writes.
+fn refused_before_writing(error: &ServerError) -> bool {
+    let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+    matches!(
+        code,
+        Some(Value::String(code)) if matches!(
+            code.as_str(),
+            "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "BAD_USER_INPUT" | "CONFLICT"
+                | "DIVISION_INACTIVE" | "RATE_LIMITED"
+        )
+    )
 }
 
 /// An error raised before any field ran: no location, no path.

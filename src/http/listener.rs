@@ -17,7 +17,9 @@
 //!
 //! A watchdog per connection keeps these deadlines, looking twice per the
 //! shorter period (so each holds to within half of it): reading and writing
-//! only set a flag, and a request costs no timer of its own.
+//! only set a flag, and a request costs no timer of its own. The header
+//! deadline holds for a client that sends bytes making no head; one that
+//! sends nothing falls to the idle deadline.
 //! - A request body that pauses longer than `ROSTER_BODY_READ_TIMEOUT_SECS`
 //!   is refused (the whole request still has `ROSTER_REQUEST_TIMEOUT_SECS`).
 use std::{
@@ -57,8 +59,9 @@ pub async fn serve(
     // Each call gives the router with the peer's `ConnectInfo<SocketAddr>`.
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = http1::Builder::new();
-    // hyper's own header-read timeout arms a timer for every request; the
-    // watchdog below keeps the same deadline at one timer per connection.
+    // hyper's own header-read timeout arms a timer for every request (7 %
+    // of `{ __typename }`); the watchdog below keeps that deadline at one
+    // timer per connection.
     http.keep_alive(true);
     let cap = config.max_connections;
     let slots = Arc::new(Semaphore::new(cap as usize));
@@ -231,11 +234,14 @@ async fn on_accept_error(error: io::Error) {
 }
 
 /// Whether bytes moved on a connection since the watchdog last looked (a
-/// flag, so that reading and writing cost no clock), how many requests
-/// have arrived on it (their heads read) and how many are being handled.
+/// flag, so that reading and writing cost no clock), and how far its
+/// requests have come.
 #[derive(Default)]
 struct Activity {
     moved: AtomicBool,
+    /// Whether the client sent bytes since the watchdog last looked.
+    sent: AtomicBool,
+    /// Requests whose head was read, and those being handled.
     heads: AtomicUsize,
     handling: AtomicUsize,
 }
@@ -251,8 +257,10 @@ struct Watchdog {
 /// What the watchdog of one connection has seen.
 struct Watch {
     last_moved: Instant,
-    /// Since when the connection has been waiting for a request's head.
+    /// Since when the connection has waited for a request's head, and
+    /// whether the client has sent bytes meanwhile.
     ready_since: Instant,
+    sent_while_ready: bool,
     heads_seen: usize,
     closing_since: Option<Instant>,
 }
@@ -283,6 +291,7 @@ impl Watchdog {
         Watch {
             last_moved: now,
             ready_since: now,
+            sent_while_ready: false,
             heads_seen: 0,
             closing_since: None,
         }
@@ -295,14 +304,21 @@ impl Watch {
         if activity.moved.swap(false, Ordering::Relaxed) {
             self.last_moved = now;
         }
+        let sent = activity.sent.swap(false, Ordering::Relaxed);
         let heads = activity.heads.load(Ordering::Relaxed);
         let handling = activity.handling.load(Ordering::Relaxed);
         if heads != self.heads_seen || handling > 0 {
             self.heads_seen = heads;
             self.ready_since = now;
-        } else if now - self.ready_since >= limits.header_read {
-            // No request's head in time: headers that never end, or none.
-            return Verdict::Drop;
+            self.sent_while_ready = false;
+        } else {
+            // Bytes from the client that make no head in time: headers that
+            // never end. (A client reading a long answer sends nothing; a
+            // silent one is the idle deadline's.)
+            self.sent_while_ready |= sent;
+            if self.sent_while_ready && now - self.ready_since >= limits.header_read {
+                return Verdict::Drop;
+            }
         }
         if now - self.last_moved < limits.idle {
             return Verdict::Fine;
@@ -360,6 +376,7 @@ impl AsyncRead for Tracked {
         let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() != before {
             this.activity.touch();
+            this.activity.sent.store(true, Ordering::Relaxed);
         }
         poll
     }

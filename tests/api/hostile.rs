@@ -896,6 +896,8 @@ async fn a_mutation_that_writes_nothing_leaves_the_caches_alone() {
     for cheap in [
         "mutation { a b }",
         "mutation { deleteUser(id: \"1\") deleteUser(id: \"1\") }",
+        "mutation { a: deleteUser(id: \"1\") __typename logout(refreshToken: \"x\") }",
+        "mutation { a: deleteUser(id: \"1\") @skip(if: true) }",
     ] {
         app.gql(cheap, Value::Null).await;
         assert_eq!(app.state.caches.counts.len(), 1, "{cheap}");
@@ -1017,4 +1019,50 @@ async fn a_client_that_stops_reading_gives_its_connection_back() {
         started.elapsed()
     );
     drop(stalled);
+}
+
+#[tokio::test]
+async fn a_long_answer_read_slowly_is_not_cut_off() {
+    let app = spawn_app_with(|config| {
+        config.header_read_timeout = Duration::from_secs(1);
+        config.idle_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let asset = format!("{}/graphiql/graphiql.min.js", app.url);
+    let one = app
+        .client
+        .get(&asset)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    // Two answers asked at once, more than the kernel's buffers hold, read
+    // a little at a time for longer than the header deadline.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let mut slow = socket.connect(app.address).await.unwrap();
+    let request = "GET /graphiql/graphiql.min.js HTTP/1.1\r\nHost: roster\r\n\r\n".repeat(2);
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buffer = vec![0u8; 8 * 1024];
+    let mut received = 0;
+    while received < 2 * one {
+        let n = slow.read(&mut buffer).await.unwrap();
+        assert!(
+            n > 0,
+            "cut off after {received} of {} bytes, {:?}",
+            10 * one,
+            started.elapsed()
+        );
+        received += n;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
