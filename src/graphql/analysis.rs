@@ -495,11 +495,17 @@ fn prune(document: &ExecutableDocument, name: Option<&str>) -> Result<Executable
             return Err(invalid(format!("Unknown operation named \"{name}\".")));
         }
     };
-    let kept = operations.iter().map(|(_, op)| &op.node.selection_set.node);
-    let fragments = reachable(document, kept)
-        .into_iter()
-        .filter_map(|name| Some((name.clone(), document.fragments.get(name)?.clone())))
-        .collect();
+    // With one operation every fragment is its own (none is unused); with
+    // several, only those the kept one reaches.
+    let fragments = if document.operations.iter().nth(1).is_none() {
+        document.fragments.clone()
+    } else {
+        let kept = operations.iter().map(|(_, op)| &op.node.selection_set.node);
+        reachable(document, kept)
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), document.fragments.get(name)?.clone())))
+            .collect()
+    };
     Ok(ExecutableDocument {
         operations,
         fragments,
@@ -907,11 +913,9 @@ impl<'a> Walk<'a> {
         match self.fragments.get(&key) {
             Some(Fragment::Measured(measure)) => return Ok(*measure),
             Some(Fragment::Measuring) => {
-                return Err(Refusal {
-                    code: "GRAPHQL_VALIDATION_FAILED",
-                    message: format!("Cannot spread fragment \"{name}\" within itself."),
-                    field: None,
-                });
+                return Err(invalid(format!(
+                    "Cannot spread fragment \"{name}\" within itself."
+                )));
             }
             None => {}
         }

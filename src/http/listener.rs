@@ -246,6 +246,20 @@ struct Activity {
     handling: AtomicUsize,
 }
 
+impl Activity {
+    fn touch(&self) {
+        self.moved.store(true, Ordering::Relaxed);
+    }
+
+    /// `poll`, a write's, noted if it wrote something.
+    fn note_written(&self, poll: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        poll
+    }
+}
+
 /// The limits a connection's watchdog enforces, looking every `tick`.
 #[derive(Clone, Copy)]
 struct Watchdog {
@@ -353,12 +367,6 @@ impl Drop for Handling {
     }
 }
 
-impl Activity {
-    fn touch(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-    }
-}
-
 /// A TCP stream that notes when bytes move.
 struct Tracked {
     stream: TcpStream,
@@ -389,13 +397,8 @@ impl AsyncWrite for Tracked {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &poll
-            && *n > 0
-        {
-            this.activity.touch();
-        }
-        poll
+        this.activity
+            .note_written(Pin::new(&mut this.stream).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -404,13 +407,8 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &poll
-            && *n > 0
-        {
-            this.activity.touch();
-        }
-        poll
+        this.activity
+            .note_written(Pin::new(&mut this.stream).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -158,14 +158,6 @@ impl ReadCaches {
         }
     }
 
-    /// The bytes the caches hold, as weighed.
-    pub fn bytes(&self) -> usize {
-        self.users.bytes()
-            + self.counts.bytes()
-            + self.divisions.bytes()
-            + self.groups_by_user.bytes()
-    }
-
     pub fn forget_all(&self) {
         self.users.forget_all();
         self.counts.forget_all();
