@@ -232,7 +232,10 @@ async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
     }
     let db = startup::connect(&args.database.database_url).await?;
     startup::migrate(&db).await?;
-    let password_hash = services::password_hash::hash(password).await?;
+    let password_hash =
+        services::password_hash::Hasher::new(services::password_hash::HashLimits::one_at_a_time())
+            .hash(password)
+            .await?;
     let new = NewUser {
         username,
         email,

@@ -5,6 +5,11 @@ use std::{fmt, net::SocketAddr, time::Duration};
 
 use clap::{Args, builder::BoolishValueParser};
 
+use crate::{
+    http::client_address::{ForwardedHeader, TrustedProxies},
+    services::{client_budget::ClientBudget, password_hash::HashLimits},
+};
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db?mode=rwc";
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
@@ -36,6 +41,11 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 5;
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 2_048;
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
+pub const DEFAULT_PASSWORD_HASH_QUEUE: usize = 32;
+pub const DEFAULT_PASSWORD_HASH_WAIT_MS: u64 = 2_000;
+pub const DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES: u32 = 100;
+pub const DEFAULT_CLIENT_BUDGET_BURST: u32 = 30;
+pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -108,6 +118,48 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_LOGIN_MAX_FAILURES", default_value_t = DEFAULT_LOGIN_MAX_FAILURES,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
     pub login_max_failures: u32,
+    /// Failed logins for one account from all clients before logins to it
+    /// are refused (a guess spread over many networks).
+    #[arg(long, env = "ROSTER_LOGIN_ACCOUNT_MAX_FAILURES", default_value_t = DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub login_account_max_failures: u32,
+    /// Requests that hash a password or present a refresh token
+    /// (`register`, `login`, `refreshToken`, `changePassword`) one client
+    /// network may make at once.
+    #[arg(long, env = "ROSTER_CLIENT_BUDGET_BURST", default_value_t = DEFAULT_CLIENT_BUDGET_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
+    pub client_budget_burst: u32,
+    /// How many such requests per minute a client network's budget refills by.
+    #[arg(long, env = "ROSTER_CLIENT_BUDGET_PER_MINUTE", default_value_t = DEFAULT_CLIENT_BUDGET_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..=60_000), value_name = "N")]
+    pub client_budget_per_minute: u32,
+    /// Password hashes computed at once (each takes 19 MiB); the number of
+    /// cores when unset.
+    #[arg(long, env = "ROSTER_PASSWORD_HASH_CONCURRENCY",
+          value_parser = clap::value_parser!(u32).range(1..=1_024), value_name = "N")]
+    pub password_hash_concurrency: Option<u32>,
+    /// Requests that may wait for a hashing thread; more are refused at once.
+    #[arg(long, env = "ROSTER_PASSWORD_HASH_QUEUE", default_value_t = DEFAULT_PASSWORD_HASH_QUEUE,
+          value_parser = clap::value_parser!(usize), value_name = "N")]
+    pub password_hash_queue: usize,
+    /// Longest a request waits for a hashing thread, in milliseconds.
+    #[arg(long, env = "ROSTER_PASSWORD_HASH_WAIT_MS", default_value_t = DEFAULT_PASSWORD_HASH_WAIT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=60_000), value_name = "MS")]
+    pub password_hash_wait_ms: u64,
+    /// Proxies whose X-Forwarded-For (or Forwarded) header names the client,
+    /// comma separated (`10.0.0.0/8,2001:db8::1`); none when unset.
+    #[arg(long, env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',', value_name = "NETWORKS",
+          value_parser = crate::http::client_address::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header trusted proxies name the client in.
+    #[arg(
+        long,
+        env = "ROSTER_TRUSTED_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for",
+        value_name = "HEADER"
+    )]
+    pub trusted_proxy_header: ForwardedHeader,
     /// The window, in seconds, in which failed logins are counted.
     #[arg(long, env = "ROSTER_LOGIN_WINDOW_SECS", default_value_t = DEFAULT_LOGIN_WINDOW_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86_400 * 366), value_name = "SECS")]
@@ -284,6 +336,14 @@ impl Default for Settings {
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_window_secs: DEFAULT_LOGIN_WINDOW_SECS,
+            login_account_max_failures: DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES,
+            client_budget_burst: DEFAULT_CLIENT_BUDGET_BURST,
+            client_budget_per_minute: DEFAULT_CLIENT_BUDGET_PER_MINUTE,
+            password_hash_concurrency: None,
+            password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
+            password_hash_wait_ms: DEFAULT_PASSWORD_HASH_WAIT_MS,
+            trusted_proxies: Vec::new(),
+            trusted_proxy_header: ForwardedHeader::XForwardedFor,
             open_registration: true,
             cors_origins: Vec::new(),
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
@@ -350,6 +410,10 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub login_max_failures: u32,
     pub login_window: Duration,
+    pub login_account_max_failures: u32,
+    pub client_budget: ClientBudget,
+    pub hash_limits: HashLimits,
+    pub trusted_proxies: TrustedProxies,
     pub open_registration: bool,
     pub cors_origins: Vec<String>,
     pub max_page_size: u32,
@@ -409,6 +473,23 @@ impl Config {
             refresh_token_ttl: Duration::from_secs(settings.refresh_token_ttl_secs),
             login_max_failures: settings.login_max_failures,
             login_window: Duration::from_secs(settings.login_window_secs),
+            login_account_max_failures: settings.login_account_max_failures,
+            client_budget: ClientBudget {
+                burst: settings.client_budget_burst,
+                per_minute: settings.client_budget_per_minute,
+            },
+            hash_limits: HashLimits {
+                concurrency: settings.password_hash_concurrency.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, usize::from),
+                    |n| n as usize,
+                ),
+                queue: settings.password_hash_queue,
+                wait: Duration::from_millis(settings.password_hash_wait_ms),
+            },
+            trusted_proxies: TrustedProxies {
+                networks: settings.trusted_proxies,
+                header: settings.trusted_proxy_header,
+            },
             open_registration: settings.open_registration,
             cors_origins: settings.cors_origins,
             max_page_size: settings.max_page_size,

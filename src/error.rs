@@ -75,6 +75,12 @@ pub enum Error {
     DivisionInactive,
     #[error("Too many failed attempts; try again later.")]
     RateLimited { retry_after_secs: u64 },
+    /// The client spent its budget of work that hashes passwords.
+    #[error("Too many requests from your network; try again later.")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// Every password hashing thread is taken and the queue is full.
+    #[error("The server is busy; try again in a moment.")]
+    Busy { retry_after_secs: u64 },
     #[error("The database cannot be reached; try again shortly.")]
     ServiceUnavailable(#[source] DbErr),
     #[error("Internal error.")]
@@ -91,7 +97,8 @@ impl Error {
             Error::BadUserInput(_) => "BAD_USER_INPUT",
             Error::Conflict(_) => "CONFLICT",
             Error::DivisionInactive => "DIVISION_INACTIVE",
-            Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::RateLimited { .. } | Error::TooManyRequests { .. } => "RATE_LIMITED",
+            Error::Busy { .. } => "SERVICE_UNAVAILABLE",
             Error::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -175,7 +182,9 @@ impl ErrorExtensions for Error {
                 Error::BadUserInput(fields) | Error::Conflict(fields) => {
                     ext.set("fields", fields_value(fields))
                 }
-                Error::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                Error::RateLimited { retry_after_secs }
+                | Error::TooManyRequests { retry_after_secs }
+                | Error::Busy { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
                 _ => {}
             }
         })

@@ -3,6 +3,7 @@
 //! Data flows one way: HTTP (`http`) → GraphQL resolver (`graphql`) →
 //! service (`services`) → entity/database; errors flow back as [`Error`].
 pub mod bounded_map;
+pub mod checkpoints;
 pub mod cli;
 pub mod clock;
 pub mod config;

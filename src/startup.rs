@@ -10,7 +10,10 @@ use sea_orm::{
 use tokio::net::TcpListener;
 
 use crate::{
-    config::Config, request_deadline, services, services::read_cache::ReadCaches, state::AppState,
+    config::Config,
+    request_deadline, services,
+    services::{client_budget, password_hash::Hasher, read_cache::ReadCaches},
+    state::AppState,
 };
 
 /// The pool's default size. SQLite has one writer anyway, and each of its
@@ -138,12 +141,25 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
         let pool = db.get_postgres_connection_pool().connect_options();
         tokio::spawn(listen_for_changes((*pool).clone(), Arc::clone(&caches)));
     }
+    tokio::spawn(prune_client_budgets(db.clone()));
     Ok(AppState {
         db,
+        hasher: Arc::new(Hasher::new(config.hash_limits)),
         config: Arc::new(config),
         tokens: Arc::new(services::tokens::TokenKeys::new(&secret)),
         caches,
+        checkpoints: Arc::default(),
     })
+}
+
+/// Forgets, once a minute, the client budgets that are full again.
+async fn prune_client_budgets(db: DatabaseConnection) {
+    loop {
+        tokio::time::sleep(client_budget::PRUNE_EVERY).await;
+        if let Err(error) = client_budget::prune(&db).await {
+            tracing::debug!(%error, "cannot prune the client budgets");
+        }
+    }
 }
 
 /// PostgreSQL's channel for changes to users, memberships, groups and
@@ -179,6 +195,7 @@ async fn listen(pool: &PgPool, caches: &ReadCaches) -> sea_orm::sqlx::Error {
     caches.set_enabled(true);
     loop {
         match listener.try_recv().await {
+            Ok(Some(notice)) if caches.marker_heard(notice.payload()) => {}
             Ok(Some(notice)) => match notice.payload().parse::<i64>() {
                 Ok(id) => caches.user_changed(id),
                 // A user added (perhaps one asked for before it existed),

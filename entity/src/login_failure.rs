@@ -7,9 +7,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// Case fold of the username or email the client typed.
+    /// What the failure counts against: `user:<id>` for the account a
+    /// typed name or email resolved to, `name:<case fold of the text>` for
+    /// one that resolved to nobody, `refresh` for unknown refresh tokens.
+    /// (The column keeps the name it had when it held only the text.)
     pub identifier_folded: String,
-    /// The client's IP address.
+    /// The client's network: its IPv4 address or IPv6 /64.
     pub client: String,
     pub failed_at: DateTimeUtc,
 }

@@ -18,6 +18,9 @@ pub struct Model {
     pub retired_at: Option<DateTimeUtc>,
     /// Set when the token was revoked (logout, reuse, deactivation, ...).
     pub revoked_at: Option<DateTimeUtc>,
+    /// The user's `token_version` when the token was issued; refused once
+    /// the user's version moved on.
+    pub token_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

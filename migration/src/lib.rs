@@ -11,6 +11,8 @@ mod m20261123_000006_create_settings;
 mod m20261123_000007_create_login_failures;
 mod m20261123_000008_create_user_list_indexes;
 mod m20261123_000009_create_change_notifications;
+mod m20261128_000010_create_client_budgets;
+mod m20261128_000011_add_refresh_token_versions;
 
 /// A column of case-folded text. On PostgreSQL it compares in byte order
 /// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
@@ -37,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_create_login_failures::Migration),
             Box::new(m20261123_000008_create_user_list_indexes::Migration),
             Box::new(m20261123_000009_create_change_notifications::Migration),
+            Box::new(m20261128_000010_create_client_budgets::Migration),
+            Box::new(m20261128_000011_add_refresh_token_versions::Migration),
         ]
     }
 }

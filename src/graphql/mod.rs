@@ -62,9 +62,18 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-/// The client's IP address, for the login limit.
+/// The client's IP address (the TCP peer, or what a trusted proxy says),
+/// for the login limit and the client budget.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::IpAddr);
+
+impl ClientAddr {
+    /// The client's network as the limits key it: its IPv4 address or its
+    /// IPv6 /64.
+    pub fn network_key(&self) -> String {
+        crate::http::client_address::network_key(self.0)
+    }
+}
 
 /// The app's state, from the schema's data.
 pub fn app_state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, Error> {

@@ -106,13 +106,14 @@ pub async fn handle(
     // writing fields was refused before writing) forgets nothing, so that
     // cheap anonymous mutations cannot empty the caches for everyone.
     let may_write = plans.iter().any(Plan::may_write);
+    let client = ClientAddr(state.app.config.trusted_proxies.client(peer.ip(), &headers));
     let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
     // The operations of a batch run concurrently, each with fresh loaders.
     let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
         let request = request
             .data(viewer.clone())
             .data(Loaders::new(&state.app.db, caches))
-            .data(ClientAddr(peer.ip()));
+            .data(client);
         async {
             match plan {
                 Plan::Refused(refusal) => (Answer::refused(refusal), false),
@@ -128,9 +129,10 @@ pub async fn handle(
         .await
         .into_iter()
         .unzip();
-    if !wrote.contains(&true)
-        && let Some(forget) = forget.as_mut()
-    {
+    if wrote.contains(&true) {
+        // Other processes learn of the change before the client does.
+        state.app.caches.await_own_changes(&state.app.db).await;
+    } else if let Some(forget) = forget.as_mut() {
         forget.disarm();
     }
     respond(content_type, batched, answers)

@@ -25,7 +25,7 @@
 use std::{
     collections::HashMap,
     io,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     pin::{Pin, pin},
     sync::{
         Arc, Mutex, PoisonError,
@@ -45,7 +45,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::body_timeout::PatientBody;
+use super::{body_timeout::PatientBody, client_address::client_network};
 use crate::config::Config;
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
@@ -87,7 +87,13 @@ pub async fn serve(
                 },
             }
         };
-        let Some(client) = clients.admit(peer.ip(), config.max_connections_per_client) else {
+        // A trusted proxy carries many clients' connections: only the
+        // overall cap applies to it.
+        let share = match config.trusted_proxies.trusts(peer.ip()) {
+            true => config.max_connections,
+            false => config.max_connections_per_client,
+        };
+        let Some(client) = clients.admit(peer.ip(), share) else {
             tracing::debug!(%peer, "too many connections from this client; closed");
             continue;
         };
@@ -160,21 +166,6 @@ pub async fn serve(
         tracing::warn!(?grace, "connections still open at shutdown; closing them");
     }
     Ok(())
-}
-
-/// The network a client's connections are counted under: its IPv4
-/// address, or the /64 of its IPv6 address (one host's usual allocation).
-pub fn client_network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let network = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(Ipv6Addr::from(network))
-            }
-        },
-        v4 => v4,
-    }
 }
 
 /// Open connections per client network.
@@ -427,17 +418,6 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clients_are_ipv4_addresses_and_ipv6_networks() {
-        let ip = |text: &str| text.parse::<IpAddr>().ok();
-        assert_eq!(
-            ip("2001:db8:1:2:aaaa::1").map(client_network),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(ip("::ffff:10.0.0.7").map(client_network), ip("10.0.0.7"));
-        assert_eq!(ip("10.0.0.7").map(client_network), ip("10.0.0.7"));
-    }
 
     #[test]
     fn a_client_gets_at_most_its_share_of_connections() {

@@ -1,6 +1,7 @@
 //! axum glue: the router, the GraphQL endpoint, GraphiQL and health checks.
 mod auth;
 mod body_timeout;
+pub mod client_address;
 mod graphiql;
 mod graphql;
 mod health;

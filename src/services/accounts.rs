@@ -1,19 +1,26 @@
 //! Registration, login, token refresh, logout and password changes.
+//!
+//! Every one of them that hashes a password, or could be used to guess a
+//! token, first spends from the client's budget (`client_budget`); the
+//! hashing itself waits for one of a bounded set of threads
+//! (`password_hash::Hasher`).
 use entity::user;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, Set, TransactionSession, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
 use super::{
-    login_limit::{self, LoginLimit},
-    password_hash::{self, Verified},
-    refresh_tokens::{self, Rotation},
+    client_budget,
+    login_limit::{self, LoginLimit, Subject},
+    password_hash::Verified,
+    refresh_tokens::{self, Rotated, Rotation},
+    tokens::INVALID_TOKEN,
     users::{self, NewUser},
 };
 use crate::{
-    clock,
+    checkpoints, clock,
     domain::{fold, password::PersonalInfo},
     error::{Error, FieldErrors, Result},
     state::AppState,
@@ -42,8 +49,14 @@ pub struct Session {
 }
 
 /// Creates an active, non-staff user, reporting every problem at once.
-#[tracing::instrument(skip_all, fields(username = %registration.username))]
-pub async fn register(state: &AppState, registration: Registration) -> Result<user::Model> {
+/// Everything that can be checked is checked before the password is
+/// hashed, so a refused registration costs no hash.
+#[tracing::instrument(level = "debug", skip_all, fields(username = %registration.username))]
+pub async fn register(
+    state: &AppState,
+    registration: Registration,
+    client: &str,
+) -> Result<user::Model> {
     if !state.config.open_registration {
         return Err(Error::Forbidden("Registration is closed.".into()));
     }
@@ -61,8 +74,12 @@ pub async fn register(state: &AppState, registration: Registration) -> Result<us
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
-    // `users::create` reports taken usernames and emails (both at once).
-    let password_hash = password_hash::hash(registration.password).await?;
+    let taken = users::taken_fields(&state.db, Some(&username), Some(&email), None).await?;
+    if !taken.is_empty() {
+        return Err(Error::Conflict(taken));
+    }
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
+    let password_hash = state.hasher.hash(registration.password).await?;
     let new = NewUser {
         username,
         email,
@@ -75,6 +92,7 @@ pub async fn register(state: &AppState, registration: Registration) -> Result<us
         is_superuser: false,
         division_id: None,
     };
+    // `users::create` checks both keys again: a racing insert is a CONFLICT.
     users::create(&state.db, new).await
 }
 
@@ -100,7 +118,7 @@ async fn find_by_identifier(
 
 /// Logs in by username or email. Every failure is the same
 /// `UNAUTHENTICATED` after the same work (a hash is always verified).
-#[tracing::instrument(skip(state, password))]
+#[tracing::instrument(level = "debug", skip(state, password))]
 pub async fn login(
     state: &AppState,
     identifier: &str,
@@ -114,15 +132,22 @@ pub async fn login(
     if identifier.len() > 4 * longest || identifier.chars().count() > longest {
         return Err(Error::Unauthenticated(BAD_CREDENTIALS));
     }
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let folded = fold(identifier);
-    let limit = LoginLimit {
-        max_failures: state.config.login_max_failures,
-        window: state.config.login_window,
-    };
-    let attempt = login_limit::begin(&state.db, limit, &folded, client).await?;
     let user = find_by_identifier(&state.db, &folded).await?;
+    let subject = user
+        .as_ref()
+        .map_or(Subject::Unknown(&folded), |user| Subject::User(user.id));
+    let attempt = login_limit::begin(&state.db, state.login_limit(), &subject, client).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = password_hash::verify(password.clone(), stored).await?;
+    let verified = match state.hasher.verify(password.clone(), stored).await {
+        Ok(verified) => verified,
+        Err(error) => {
+            // Busy: no password was checked, so no failure to count.
+            attempt.discard(&state.db).await?;
+            return Err(error);
+        }
+    };
     let user = match (user, verified) {
         (Some(user), Verified::Yes | Verified::YesButOutdated) if user.is_active => user,
         _ => {
@@ -130,16 +155,60 @@ pub async fn login(
             return Err(Error::Unauthenticated(BAD_CREDENTIALS));
         }
     };
-    attempt.succeeded(&state.db).await?;
-    let mut row = user.into_active_model();
-    row.last_login = Set(Some(clock::now()));
-    if verified == Verified::YesButOutdated {
-        row.password_hash = Set(Some(password_hash::hash(password).await?));
+    state.checkpoints.pass(checkpoints::LOGIN_VERIFIED).await;
+    let rehash = match verified {
+        Verified::YesButOutdated => state.hasher.hash(password).await.ok(),
+        _ => None,
+    };
+    match open_session(state, user, rehash).await? {
+        Some(session) => {
+            attempt.succeeded(&state.db).await?;
+            Ok(session)
+        }
+        None => {
+            // The password changed, or the user was deactivated, while it
+            // was checked: that is no failure of this client's.
+            attempt.discard(&state.db).await?;
+            Err(Error::Unauthenticated(BAD_CREDENTIALS))
+        }
     }
-    let user = row.update(&state.db).await?;
+}
+
+/// Records the login and issues its tokens, if the user is still active
+/// and still has the `token_version` under which the password was checked:
+/// a conditional update and the refresh token's insert in one transaction.
+/// A password change or deactivation that commits first makes the update
+/// match nothing; one that commits after revokes the refresh token issued
+/// here, and its version bump voids the access token.
+async fn open_session(
+    state: &AppState,
+    user: user::Model,
+    rehash: Option<String>,
+) -> Result<Option<Session>> {
+    let now = clock::now();
+    let txn = state.db.begin().await?;
+    let mut update =
+        user::Entity::update_many().col_expr(user::Column::LastLogin, Expr::value(now));
+    if let Some(hash) = rehash {
+        update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
+    }
+    let updated = update
+        .filter(user::Column::Id.eq(user.id))
+        .filter(user::Column::TokenVersion.eq(user.token_version))
+        .filter(user::Column::IsActive.eq(true))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Ok(None);
+    }
     let refresh_token =
-        refresh_tokens::issue(&state.db, user.id, None, state.config.refresh_token_ttl).await?;
-    session(state, user, refresh_token)
+        refresh_tokens::issue(&txn, &user, None, state.config.refresh_token_ttl).await?;
+    txn.commit().await?;
+    let user = user::Model {
+        last_login: Some(now),
+        ..user
+    };
+    session(state, user, refresh_token).map(Some)
 }
 
 fn session(state: &AppState, user: user::Model, refresh_token: String) -> Result<Session> {
@@ -152,46 +221,39 @@ fn session(state: &AppState, user: user::Model, refresh_token: String) -> Result
     })
 }
 
-/// The identifier under which failed refreshes of a client are counted. No
-/// valid username or email holds a space; a login typed to match would only
-/// share this client's own counter.
-const REFRESH_GUESSES: &str = "refresh token guesses";
-
 /// Exchanges a refresh token for a new pair. Unknown tokens count against
 /// the client like failed logins, so refresh tokens cannot be guessed at
 /// speed either.
 pub async fn refresh(state: &AppState, token: &str, client: &str) -> Result<Session> {
     let config = &state.config;
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let limit = LoginLimit {
-        max_failures: config.login_max_failures,
-        window: config.login_window,
+        account_max_failures: None,
+        ..state.login_limit()
     };
-    let attempt = login_limit::begin(&state.db, limit, REFRESH_GUESSES, client).await?;
+    let attempt = login_limit::begin(&state.db, limit, &Subject::RefreshGuesses, client).await?;
     let rotation = refresh_tokens::rotate(
         &state.db,
+        &state.checkpoints,
         token,
         config.refresh_token_ttl,
         config.refresh_reuse_grace,
     )
     .await?;
-    let rotated = match rotation {
-        Rotation::Done(rotated) => rotated,
+    match rotation {
+        Rotation::Done(rotated) => {
+            attempt.discard(&state.db).await?;
+            let Rotated { user, token } = *rotated;
+            session(state, user, token)
+        }
         Rotation::Unknown => {
             attempt.failed();
-            return Err(Error::Unauthenticated(refresh_tokens::INVALID));
+            Err(Error::Unauthenticated(refresh_tokens::INVALID))
         }
         Rotation::Refused => {
             attempt.discard(&state.db).await?;
-            return Err(Error::Unauthenticated(refresh_tokens::INVALID));
+            Err(Error::Unauthenticated(refresh_tokens::INVALID))
         }
-    };
-    attempt.discard(&state.db).await?;
-    match user::Entity::find_by_id(rotated.user_id)
-        .one(&state.db)
-        .await?
-    {
-        Some(user) if user.is_active => session(state, user, rotated.token),
-        _ => Err(Error::Unauthenticated(refresh_tokens::INVALID)),
     }
 }
 
@@ -201,22 +263,43 @@ pub async fn logout(state: &AppState, token: &str) -> Result<()> {
     refresh_tokens::revoke(&state.db, token).await
 }
 
+/// The row a password change was checked against: it is replaced only if
+/// it is still that row.
+struct Unchanged<'a> {
+    token_version: i64,
+    password_hash: &'a str,
+}
+
 /// Stores a new password hash, and makes every token issued before it
 /// useless: access tokens by the version bump, refresh tokens by revocation.
-async fn replace_password(db: &impl TransactionTrait, user_id: i64, hash: String) -> Result<()> {
+/// With `unchanged`, only if the user's version and hash are still those;
+/// false when they are not.
+async fn replace_password(
+    db: &DatabaseConnection,
+    user_id: i64,
+    hash: String,
+    unchanged: Option<Unchanged<'_>>,
+) -> Result<bool> {
     let txn = db.begin().await?;
-    user::Entity::update_many()
+    let mut update = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .col_expr(
             user::Column::TokenVersion,
             Expr::col(user::Column::TokenVersion).add(1),
         )
-        .filter(user::Column::Id.eq(user_id))
-        .exec(&txn)
-        .await?;
+        .filter(user::Column::Id.eq(user_id));
+    if let Some(unchanged) = unchanged {
+        update = update
+            .filter(user::Column::TokenVersion.eq(unchanged.token_version))
+            .filter(user::Column::PasswordHash.eq(unchanged.password_hash))
+            .filter(user::Column::IsActive.eq(true));
+    }
+    if update.exec(&txn).await?.rows_affected != 1 {
+        return Ok(false);
+    }
     refresh_tokens::revoke_all_of_user(&txn, user_id).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(true)
 }
 
 fn personal_info(user: &user::Model) -> PersonalInfo<'_> {
@@ -228,30 +311,52 @@ fn personal_info(user: &user::Model) -> PersonalInfo<'_> {
     }
 }
 
-/// The viewer changes their own password.
-#[tracing::instrument(skip_all, fields(user_id = viewer.id))]
+/// The viewer changes their own password. The current password is checked
+/// against the user's row as the database has it now (never a cached
+/// copy), and the new one is stored only if that row has not changed since
+/// (an optimistic check, so no lock is held while hashing).
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = viewer.id))]
 pub async fn change_password(
     state: &AppState,
     viewer: &user::Model,
     current: String,
     new: String,
+    client: &str,
 ) -> Result<()> {
+    let fresh = user::Entity::find_by_id(viewer.id)
+        .one(&state.db)
+        .await?
+        .filter(|user| user.is_active && user.token_version == viewer.token_version)
+        .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let mut errors = FieldErrors::new();
-    let verified = password_hash::verify(current, viewer.password_hash.clone()).await?;
+    let verified = state
+        .hasher
+        .verify(current, fresh.password_hash.clone())
+        .await?;
     if verified == Verified::No {
         errors.add("currentPassword", WRONG_CURRENT_PASSWORD);
     }
     errors.extend(
         "newPassword",
-        state.password_policy().check(&new, personal_info(viewer)),
+        state.password_policy().check(&new, personal_info(&fresh)),
     );
     errors.into_result()?;
-    let hash = password_hash::hash(new).await?;
-    replace_password(&state.db, viewer.id, hash).await
+    let hash = state.hasher.hash(new).await?;
+    let unchanged = Unchanged {
+        token_version: fresh.token_version,
+        password_hash: fresh.password_hash.as_deref().unwrap_or_default(),
+    };
+    match replace_password(&state.db, fresh.id, hash, Some(unchanged)).await? {
+        true => Ok(()),
+        // Changed meanwhile, by this user elsewhere or by staff: this
+        // session has ended.
+        false => Err(Error::Unauthenticated(INVALID_TOKEN)),
+    }
 }
 
 /// Staff set another user's password; only superusers a superuser's.
-#[tracing::instrument(skip(state, viewer, password), fields(viewer_id = viewer.id))]
+#[tracing::instrument(level = "debug", skip(state, viewer, password), fields(viewer_id = viewer.id))]
 pub async fn set_user_password(
     state: &AppState,
     viewer: &user::Model,
@@ -275,6 +380,9 @@ pub async fn set_user_password(
         errors.extend("password", problems);
         return Err(Error::BadUserInput(errors));
     }
-    let hash = password_hash::hash(password).await?;
-    replace_password(&state.db, target.id, hash).await
+    let hash = state.hasher.hash(password).await?;
+    if !replace_password(&state.db, target.id, hash, None).await? {
+        return Err(Error::NotFound("No user with that id.".into()));
+    }
+    Ok(())
 }

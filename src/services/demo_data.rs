@@ -112,7 +112,9 @@ pub async fn generate(db: &DatabaseConnection, users: u64, seed: u64) -> Result<
     let epoch: DateTime<Utc> = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
     let divisions = create_divisions(db, epoch).await?;
     let groups = create_groups(db).await?;
-    let hash = password_hash::hash(DEMO_PASSWORD.to_owned()).await?;
+    let hash = password_hash::Hasher::new(password_hash::HashLimits::one_at_a_time())
+        .hash(DEMO_PASSWORD.to_owned())
+        .await?;
 
     let mut memberships = 0u64;
     let mut next = 1u64;

@@ -1,13 +1,19 @@
-//! Brute-force protection for `login`: at most `max` failures per typed
-//! identifier and client address within the window, counted in the
-//! database so that every process sharing it agrees.
+//! Brute-force protection for `login`: failures are counted per account
+//! and client (at most `max_failures` within the window) and per account
+//! across every client (at most `account_max_failures`, a higher ceiling
+//! that stops a guess spread over many networks without letting one client
+//! lock the others out). The account is the user the typed name or email
+//! resolved to, whichever of them was typed and in whatever case; for a
+//! name that resolves to nobody, the typed text (case-folded) stands in.
+//! Counted in the database, so that every process sharing it agrees.
 //!
 //! An attempt is recorded *before* the password is checked, in a transaction
-//! that serializes the attempts of one identifier and client (an advisory
-//! lock on PostgreSQL, the write lock on SQLite): the k-th attempt counts
-//! exactly k rows, so exactly `max` attempts reach the password check however
-//! many arrive at once (a batch, aliases, several processes). A refused
-//! attempt is rolled back; a successful one clears the failures.
+//! that serializes the attempts on one account (an advisory lock on
+//! PostgreSQL, the write lock on SQLite): the k-th attempt counts exactly k
+//! rows, so no more attempts reach the password check than the limits allow
+//! however many arrive at once (a batch, aliases, several processes). A
+//! refused attempt is rolled back; a successful one clears the failures of
+//! its account and client.
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -25,15 +31,41 @@ use crate::{
 /// The limit's settings.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimit {
+    /// Failures of one account from one client.
     pub max_failures: u32,
+    /// Failures of one account from all clients; `None`: no such ceiling.
+    pub account_max_failures: Option<u32>,
     pub window: Duration,
+}
+
+/// What failed logins are counted under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The user a name or email resolved to.
+    User(i64),
+    /// A typed name that resolved to nobody, case-folded.
+    Unknown(&'a str),
+    /// Refresh tokens that were never issued: guesses, counted per client.
+    RefreshGuesses,
+}
+
+impl Subject<'_> {
+    /// The stored key. The prefixes keep the kinds apart: no typed text
+    /// becomes `user:<id>`, since it is stored as `name:<text>`.
+    fn key(&self) -> String {
+        match self {
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Unknown(folded) => format!("name:{folded}"),
+            Subject::RefreshGuesses => "refresh".to_owned(),
+        }
+    }
 }
 
 /// A recorded attempt, to be kept as a failure or cleared on success.
 #[derive(Debug)]
 pub struct Attempt {
     id: i64,
-    identifier_folded: String,
+    subject: String,
     client: String,
 }
 
@@ -44,15 +76,23 @@ fn window_start(limit: LoginLimit) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
-/// Records an attempt, or refuses it with `RATE_LIMITED` when the limit is
+/// Seconds until the oldest of `failures` leaves the window.
+fn retry_after(limit: LoginLimit, oldest: chrono::DateTime<chrono::Utc>) -> u64 {
+    let window = i64::try_from(limit.window.as_secs()).unwrap_or(i64::MAX);
+    let elapsed = (clock::now() - oldest).num_seconds();
+    u64::try_from(window.saturating_sub(elapsed).max(1)).unwrap_or(1)
+}
+
+/// Records an attempt, or refuses it with `RATE_LIMITED` when a limit is
 /// reached. Also prunes failures older than the window.
 pub async fn begin(
     db: &(impl ConnectionTrait + TransactionTrait),
     limit: LoginLimit,
-    identifier_folded: &str,
+    subject: &Subject<'_>,
     client: &str,
 ) -> Result<Attempt> {
     let since = window_start(limit);
+    let subject = subject.key();
     login_failure::Entity::delete_many()
         .filter(login_failure::Column::FailedAt.lt(since))
         .exec(db)
@@ -62,42 +102,48 @@ pub async fn begin(
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("login:{client}:{identifier_folded}").into()],
+            [format!("login:{subject}").into()],
         ))
         .await?;
     }
     let db = &txn;
     let attempt = login_failure::ActiveModel {
-        identifier_folded: Set(identifier_folded.to_owned()),
+        identifier_folded: Set(subject.clone()),
         client: Set(client.to_owned()),
         failed_at: Set(clock::now()),
         ..Default::default()
     }
     .insert(db)
     .await?;
-    let recent = || {
+    let of_subject = || {
         login_failure::Entity::find()
-            .filter(login_failure::Column::IdentifierFolded.eq(identifier_folded))
-            .filter(login_failure::Column::Client.eq(client))
+            .filter(login_failure::Column::IdentifierFolded.eq(subject.as_str()))
             .filter(login_failure::Column::FailedAt.gte(since))
     };
-    let count = recent().count(db).await?;
-    if count > u64::from(limit.max_failures) {
-        let oldest = recent()
+    let of_client = || of_subject().filter(login_failure::Column::Client.eq(client));
+    let mut over = None;
+    if of_client().count(db).await? > u64::from(limit.max_failures) {
+        over = Some(of_client());
+    } else if let Some(ceiling) = limit.account_max_failures
+        && of_subject().count(db).await? > u64::from(ceiling)
+    {
+        over = Some(of_subject());
+    }
+    if let Some(failures) = over {
+        let oldest = failures
             .order_by_asc(login_failure::Column::FailedAt)
             .one(db)
             .await?
             .map_or(attempt.failed_at, |failure| failure.failed_at);
-        let window = i64::try_from(limit.window.as_secs()).unwrap_or(i64::MAX);
-        let elapsed = (clock::now() - oldest).num_seconds();
-        let retry_after_secs = u64::try_from(window.saturating_sub(elapsed).max(1)).unwrap_or(1);
         txn.rollback().await?;
-        return Err(Error::RateLimited { retry_after_secs });
+        return Err(Error::RateLimited {
+            retry_after_secs: retry_after(limit, oldest),
+        });
     }
     txn.commit().await?;
     Ok(Attempt {
         id: attempt.id,
-        identifier_folded: identifier_folded.to_owned(),
+        subject,
         client: client.to_owned(),
     })
 }
@@ -114,11 +160,11 @@ impl Attempt {
         Ok(())
     }
 
-    /// The attempt succeeded: earlier failures of this identifier and client
+    /// The attempt succeeded: earlier failures of this account and client
     /// are forgotten.
     pub async fn succeeded(self, db: &impl ConnectionTrait) -> Result<()> {
         login_failure::Entity::delete_many()
-            .filter(login_failure::Column::IdentifierFolded.eq(self.identifier_folded))
+            .filter(login_failure::Column::IdentifierFolded.eq(self.subject))
             .filter(login_failure::Column::Client.eq(self.client))
             .exec(db)
             .await?;

@@ -2,6 +2,7 @@
 //! and return `roster::Error`; they know nothing of HTTP or GraphQL.
 pub mod accounts;
 pub mod catalog;
+pub mod client_budget;
 pub mod demo_data;
 pub mod login_limit;
 pub mod password_hash;

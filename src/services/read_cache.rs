@@ -41,6 +41,9 @@ use std::{
 use entity::{division, group, user};
 use tokio::sync::OnceCell;
 
+/// How a marker notice starts (`marker:<process>:<number>`).
+const MARKER_PREFIX: &str = "marker:";
+
 /// Entries beyond this are not worth keeping: the cache empties and fills
 /// again.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -142,7 +145,16 @@ pub struct ReadCaches {
     pub divisions: ReadCache<i64, Option<Arc<division::Model>>>,
     /// The groups of each user, by user id, in the order they are shown.
     pub groups_by_user: ReadCache<i64, Arc<Vec<group::Model>>>,
+    /// Markers this process sent through PostgreSQL's change channel, as
+    /// the listener hears them back (see [`ReadCaches::await_own_changes`]).
+    markers: tokio::sync::broadcast::Sender<u64>,
+    next_marker: std::sync::atomic::AtomicU64,
+    /// Tells this process's markers from other processes'.
+    process: u64,
 }
+
+/// How long a mutation waits to hear its own changes back at most.
+const OWN_CHANGES_WAIT: Duration = Duration::from_secs(1);
 
 impl ReadCaches {
     /// Caches keeping entries for `ttl` and at most `max_bytes` in all;
@@ -155,7 +167,63 @@ impl ReadCaches {
             counts: ReadCache::new(ttl, each, enabled),
             divisions: ReadCache::new(ttl, each, enabled),
             groups_by_user: ReadCache::new(ttl, each, enabled),
+            markers: tokio::sync::broadcast::Sender::new(256),
+            next_marker: std::sync::atomic::AtomicU64::new(0),
+            process: rand::random(),
         }
+    }
+
+    /// On PostgreSQL, after a mutation committed: sends a marker through
+    /// the change channel and waits (at most a second) until this process's
+    /// listener hears it back. Notices arrive in commit order, so by then
+    /// the notices of the mutation's own changes have reached every
+    /// listening process too, and a client told "done" who turns to another
+    /// process finds it has been told (it still has to act on the notice,
+    /// which takes it microseconds). Nothing to wait for when the caches
+    /// are off (no listener, or caching turned off).
+    pub async fn await_own_changes(&self, db: &impl sea_orm::ConnectionTrait) {
+        use sea_orm::{DbBackend, Statement};
+        if db.get_database_backend() != DbBackend::Postgres || !self.users.is_enabled() {
+            return;
+        }
+        let mut heard = self.markers.subscribe();
+        let marker = self.next_marker.fetch_add(1, Ordering::SeqCst);
+        let sent = db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify('roster_changes', $1)",
+                [format!("{MARKER_PREFIX}{}:{marker}", self.process).into()],
+            ))
+            .await;
+        if sent.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(OWN_CHANGES_WAIT, async {
+            loop {
+                match heard.recv().await {
+                    Ok(seen) if seen == marker => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+
+    /// A notice of the change channel that is a marker: this process's are
+    /// passed to whoever awaits them, other processes' are ignored. False
+    /// when the notice is no marker.
+    pub fn marker_heard(&self, payload: &str) -> bool {
+        let Some(marker) = payload.strip_prefix(MARKER_PREFIX) else {
+            return false;
+        };
+        if let Some((process, number)) = marker.split_once(':')
+            && process.parse() == Ok(self.process)
+            && let Ok(number) = number.parse()
+        {
+            let _ = self.markers.send(number);
+        }
+        true
     }
 
     pub fn forget_all(&self) {

@@ -12,7 +12,8 @@ use sea_orm::{
 };
 
 use super::{
-    password_hash, refresh_tokens,
+    password_hash::Hasher,
+    refresh_tokens,
     users::{self, NewUser},
 };
 use crate::{
@@ -197,11 +198,14 @@ async fn check_groups(
     Ok(())
 }
 
-/// `createUser`: every input checked at once; the user and its memberships
-/// are written in one transaction.
-#[tracing::instrument(skip_all, fields(viewer_id = viewer.id, username = %input.username))]
+/// `createUser`: every input checked at once, before the password is
+/// hashed; then the user and its memberships are written in one
+/// transaction, which checks the division, groups and unique keys again
+/// (they may have changed while the password was hashed).
+#[tracing::instrument(level = "debug", skip_all, fields(viewer_id = viewer.id, username = %input.username))]
 pub async fn create(
     db: &DatabaseConnection,
+    hasher: &Hasher,
     policy: PasswordPolicy,
     viewer: &user::Model,
     input: CreateUser,
@@ -214,7 +218,6 @@ pub async fn create(
             "Only a superuser may create staff or superusers.",
         ));
     }
-    let txn = begin_write(db).await?;
     let mut errors = FieldErrors::new();
     let identity = users::parse_identity(
         &input.username,
@@ -235,9 +238,6 @@ pub async fn create(
         Some(id) => input_id(id, "divisionId", &mut errors),
         None => None,
     };
-    if let Some(id) = division_id {
-        check_division(&txn, id, &mut errors).await?;
-    }
     let mut group_ids = Vec::new();
     for id in &input.group_ids {
         if let Some(id) = input_id(id, "groupIds", &mut errors)
@@ -246,15 +246,23 @@ pub async fn create(
             group_ids.push(id);
         }
     }
-    check_groups(&txn, &group_ids, &mut errors).await?;
+    check_references(db, division_id, &group_ids, &mut errors).await?;
     let (Some(username), Some(email)) = (identity.username, identity.email) else {
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
+    let taken = users::taken_fields(db, Some(&username), Some(&email), None).await?;
+    if !taken.is_empty() {
+        return Err(Error::Conflict(taken));
+    }
     let password_hash = match input.password {
-        Some(password) => Some(password_hash::hash(password).await?),
+        Some(password) => Some(hasher.hash(password).await?),
         None => None,
     };
+    let txn = begin_write(db).await?;
+    let mut errors = FieldErrors::new();
+    check_references(&txn, division_id, &group_ids, &mut errors).await?;
+    errors.into_result()?;
     let new = NewUser {
         username,
         email,
@@ -277,6 +285,20 @@ pub async fn create(
     }
     txn.commit().await?;
     Ok(user)
+}
+
+/// The division (if any) and groups a new user is given exist, and the
+/// division is active.
+async fn check_references(
+    db: &impl ConnectionTrait,
+    division_id: Option<i64>,
+    group_ids: &[i64],
+    errors: &mut FieldErrors,
+) -> Result<()> {
+    if let Some(id) = division_id {
+        check_division(db, id, errors).await?;
+    }
+    check_groups(db, group_ids, errors).await
 }
 
 /// `updateUser`: absent fields stay, explicit null clears a nullable one.

@@ -151,9 +151,12 @@ async fn create_superuser_stores_an_argon2id_hash_and_refuses_the_same_name_in_a
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
-    let verified = roster::services::password_hash::verify(PASSWORD.into(), Some(hash))
-        .await
-        .unwrap();
+    let verified = roster::services::password_hash::Hasher::new(
+        roster::services::password_hash::HashLimits::one_at_a_time(),
+    )
+    .verify(PASSWORD.into(), Some(hash))
+    .await
+    .unwrap();
     assert_eq!(verified, roster::services::password_hash::Verified::Yes);
 
     let url = database_url.clone();
@@ -249,9 +252,12 @@ async fn demo_data_is_deterministic_realistic_and_refuses_a_filled_database() {
         assert!(admin.is_superuser && admin.is_active);
         let hash = admin.password_hash.clone().unwrap();
         assert_eq!(
-            roster::services::password_hash::verify("roster-demo-password".into(), Some(hash))
-                .await
-                .unwrap(),
+            roster::services::password_hash::Hasher::new(
+                roster::services::password_hash::HashLimits::one_at_a_time()
+            )
+            .verify("roster-demo-password".into(), Some(hash))
+            .await
+            .unwrap(),
             roster::services::password_hash::Verified::Yes
         );
         let inactive_divisions = entity::division::Entity::find()

@@ -212,6 +212,18 @@ impl TestApp {
         replies
     }
 
+    /// POSTs a GraphQL document as if through a proxy, which says the
+    /// client is `client` in `X-Forwarded-For` (heeded only when the test's
+    /// configuration trusts 127.0.0.1).
+    pub async fn gql_from(&self, client: &str, query: &str, variables: Value) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .header("x-forwarded-for", client)
+            .json(&json!({ "query": query, "variables": variables }));
+        Reply::from(request.send().await.unwrap()).await
+    }
+
     pub async fn post_json(&self, token: Option<&str>, body: &Value) -> Reply {
         let mut request = self.client.post(format!("{}/graphql", self.url)).json(body);
         if let Some(token) = token {
@@ -222,9 +234,7 @@ impl TestApp {
 
     /// Creates a user directly in the database.
     pub async fn create_user(&self, username: &str, staff: bool, superuser: bool) -> user::Model {
-        let password_hash = services::password_hash::hash(PASSWORD.to_owned())
-            .await
-            .unwrap();
+        let password_hash = self.state.hasher.hash(PASSWORD.to_owned()).await.unwrap();
         let new = NewUser {
             username: Username::parse(username).unwrap(),
             email: Email::parse(&format!("{username}@example.com")).unwrap(),

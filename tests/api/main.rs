@@ -1,6 +1,7 @@
 //! roster's integration tests: one binary, the real HTTP server in-process
 //! on a loopback port, a fresh database per test (a temporary SQLite file, or
 //! a fresh PostgreSQL schema when ROSTER_TEST_DATABASE_URL is set).
+mod account_attacks;
 mod accounts;
 mod admin;
 mod attacks;

@@ -273,8 +273,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
 #[tokio::test]
 async fn writes_acknowledged_before_a_sigkill_survive_it() {
     let (database_url, _dir) = fresh_database().await;
+    // One loopback client registers as fast as it can: a budget to match.
+    const BUDGET: [(&str, &str); 1] = [("ROSTER_CLIENT_BUDGET_BURST", "1000000")];
     let url = database_url.clone();
-    let first = tokio::task::spawn_blocking(move || start(&url))
+    let first = tokio::task::spawn_blocking(move || start_with(&url, &BUDGET))
         .await
         .unwrap();
 
@@ -355,7 +357,7 @@ async fn writes_acknowledged_before_a_sigkill_survive_it() {
     drop(first);
 
     let url = database_url.clone();
-    let second = tokio::task::spawn_blocking(move || start(&url))
+    let second = tokio::task::spawn_blocking(move || start_with(&url, &BUDGET))
         .await
         .unwrap();
     let root_token = {

@@ -128,12 +128,16 @@ impl AdminMutation {
             is_staff: input.is_staff.unwrap_or(false),
             is_superuser: input.is_superuser.unwrap_or(false),
         };
-        Ok(
-            user_admin::create(&state.db, state.password_policy(), viewer, input)
-                .await
-                .extend()?
-                .into(),
+        Ok(user_admin::create(
+            &state.db,
+            &state.hasher,
+            state.password_policy(),
+            viewer,
+            input,
         )
+        .await
+        .extend()?
+        .into())
     }
 
     /// The user themself (names, username, email, phone) or staff.

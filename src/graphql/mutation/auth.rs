@@ -57,10 +57,11 @@ impl From<Session> for AuthPayload {
     }
 }
 
-/// The client's address, for the attempt limits.
+/// The client's network (its IPv4 address or IPv6 /64), for the attempt
+/// limits and the budget.
 fn client(ctx: &Context<'_>) -> String {
     ctx.data_opt::<ClientAddr>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
+        .map_or_else(|| "unknown".to_owned(), ClientAddr::network_key)
 }
 
 #[derive(Default)]
@@ -81,7 +82,7 @@ impl AuthMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         };
-        let user = accounts::register(state(ctx)?, registration)
+        let user = accounts::register(state(ctx)?, registration, &client(ctx))
             .await
             .extend()?;
         Ok(User::as_viewer(user))
@@ -133,9 +134,15 @@ impl AuthMutation {
         new_password: String,
     ) -> async_graphql::Result<bool> {
         let viewer = require_user(ctx).extend()?;
-        accounts::change_password(state(ctx)?, viewer, current_password, new_password)
-            .await
-            .extend()?;
+        accounts::change_password(
+            state(ctx)?,
+            viewer,
+            current_password,
+            new_password,
+            &client(ctx),
+        )
+        .await
+        .extend()?;
         Ok(true)
     }
 
