@@ -148,9 +148,15 @@ fn is_unavailable(error: &DbErr) -> bool {
                 | sea_orm::sqlx::Error::PoolClosed
                 | sea_orm::sqlx::Error::WorkerCrashed => true,
                 // A statement stopped at its request's deadline: PostgreSQL's
-                // query_canceled (statement_timeout), SQLite's SQLITE_INTERRUPT.
+                // query_canceled (statement_timeout), SQLite's SQLITE_INTERRUPT;
+                // or a transaction PostgreSQL chose to abort so that another
+                // could go on (deadlock_detected, serialization_failure):
+                // the same request sent again succeeds.
                 sea_orm::sqlx::Error::Database(db) => {
-                    matches!(db.code().as_deref(), Some("57014" | "9"))
+                    matches!(
+                        db.code().as_deref(),
+                        Some("57014" | "9" | "40P01" | "40001")
+                    )
                 }
                 _ => false,
             }

@@ -1,5 +1,9 @@
 //! Connect, migrate, build the app, serve, shut down.
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
@@ -139,7 +143,7 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
     ));
     if postgres && !config.cache.is_zero() {
         let pool = db.get_postgres_connection_pool().connect_options();
-        tokio::spawn(listen_for_changes((*pool).clone(), Arc::clone(&caches)));
+        spawn_listener((*pool).clone(), &caches);
     }
     tokio::spawn(prune_client_budgets(db.clone()));
     Ok(AppState {
@@ -166,25 +170,60 @@ async fn prune_client_budgets(db: DatabaseConnection) {
 /// divisions (see the migration that creates its triggers).
 const CHANGES_CHANNEL: &str = "roster_changes";
 
+/// Runs [`listen_for_changes`] on a thread of its own, with a runtime of
+/// its own: a notice is acted on as soon as it arrives, not when a worker
+/// busy with requests (perhaps the very request the notice is about) gets
+/// to it. The thread ends when the caches are dropped.
+fn spawn_listener(options: PgConnectOptions, caches: &Arc<ReadCaches>) {
+    let gone = caches.gone();
+    let caches = Arc::downgrade(caches);
+    let spawned = std::thread::Builder::new()
+        .name("roster-listener".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(listen_for_changes(options, caches, gone)),
+                Err(error) => tracing::error!(%error, "cannot start the change listener"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the change listener; caches stay off");
+    }
+}
+
 /// Forgets cached reads as other processes (and this one) change what they
 /// were read from. Caching is on only while this listens: a notice missed
 /// while the connection was down could leave a revoked token accepted.
-async fn listen_for_changes(options: PgConnectOptions, caches: Arc<ReadCaches>) {
+async fn listen_for_changes(
+    options: PgConnectOptions,
+    caches: Weak<ReadCaches>,
+    mut gone: tokio::sync::watch::Receiver<()>,
+) {
     // A pool of its own, so that listening takes no connection from queries.
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options);
     loop {
-        let error = listen(&pool, &caches).await;
-        caches.set_enabled(false);
+        let error = tokio::select! {
+            biased;
+            _ = gone.changed() => return,
+            error = listen(&pool, &caches) => error,
+        };
+        match caches.upgrade() {
+            Some(caches) => caches.set_enabled(false),
+            None => return,
+        }
         tracing::warn!(%error, "not listening for changes; caches off, retrying in 1 s");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 /// Listens, with the caches on, until the connection fails for good.
-async fn listen(pool: &PgPool, caches: &ReadCaches) -> sea_orm::sqlx::Error {
+/// (Dropped, between notices, once the caches are gone.)
+async fn listen(pool: &PgPool, caches: &Weak<ReadCaches>) -> sea_orm::sqlx::Error {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(listener) => listener,
         Err(error) => return error,
@@ -192,9 +231,15 @@ async fn listen(pool: &PgPool, caches: &ReadCaches) -> sea_orm::sqlx::Error {
     if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
         return error;
     }
-    caches.set_enabled(true);
+    if let Some(caches) = caches.upgrade() {
+        caches.set_enabled(true);
+    }
     loop {
-        match listener.try_recv().await {
+        let received = listener.try_recv().await;
+        let Some(caches) = caches.upgrade() else {
+            return sea_orm::sqlx::Error::PoolClosed;
+        };
+        match received {
             Ok(Some(notice)) if caches.marker_heard(notice.payload()) => {}
             Ok(Some(notice)) => match notice.payload().parse::<i64>() {
                 Ok(id) => caches.user_changed(id),

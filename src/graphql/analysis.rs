@@ -544,17 +544,16 @@ fn operation<'a>(
     found.map(|(_, operation)| &operation.node)
 }
 
-/// The response keys of the root fields of the operation of `document`
-/// (pruned to it by [`Limits::check`]) that may write: of a mutation, every
-/// field other than `__typename` and `logout` (which changes nothing that
-/// is cached), through fragments.
-pub fn writers(document: &ExecutableDocument) -> Vec<String> {
-    let mut keys = Vec::new();
+/// The root fields of the operation of `document` (pruned to it by
+/// [`Limits::check`]) if it is a mutation, through fragments: each field's
+/// name and response key.
+fn mutation_fields(document: &ExecutableDocument) -> Vec<(&str, &str)> {
+    let mut fields = Vec::new();
     let Some((_, operation)) = document.operations.iter().next() else {
-        return keys;
+        return fields;
     };
     if operation.node.ty != OperationType::Mutation {
-        return keys;
+        return fields;
     }
     let mut sets = vec![&operation.node.selection_set.node];
     while let Some(set) = sets.pop() {
@@ -562,9 +561,7 @@ pub fn writers(document: &ExecutableDocument) -> Vec<String> {
             match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
-                    if !matches!(field.name.node.as_str(), "__typename" | "logout") {
-                        keys.push(field.response_key().node.to_string());
-                    }
+                    fields.push((field.name.node.as_str(), field.response_key().node.as_str()));
                 }
                 Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
                 Selection::FragmentSpread(spread) => {
@@ -576,7 +573,32 @@ pub fn writers(document: &ExecutableDocument) -> Vec<String> {
             }
         }
     }
-    keys
+    fields
+}
+
+/// The response keys of the root fields of the mutation of `document` that
+/// may write: every field other than `__typename` and `logout` (which
+/// changes nothing that is cached).
+pub fn writers(document: &ExecutableDocument) -> Vec<String> {
+    mutation_fields(document)
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "__typename" | "logout"))
+        .map(|(_, key)| key.to_owned())
+        .collect()
+}
+
+/// Whether the mutation of `document` may change what other processes
+/// cache and check a token against (a user's password, activity, roles;
+/// memberships, groups, divisions): any writer but the session's own
+/// fields, whose writes (a login time, a new account, a rotated token) no
+/// other process needs to hear of before the client does.
+pub fn announces(document: &ExecutableDocument) -> bool {
+    mutation_fields(document).iter().any(|(name, _)| {
+        !matches!(
+            *name,
+            "__typename" | "logout" | "login" | "register" | "refreshToken"
+        )
+    })
 }
 
 /// Whether the operation that runs is a mutation.
@@ -1131,6 +1153,24 @@ mod tests {
         );
         assert!(keys("mutation { __typename }").is_empty());
         assert!(keys("{ me { id } }").is_empty());
+    }
+
+    #[test]
+    fn only_what_other_processes_check_is_announced() {
+        let announced = |text: &str| check(text, None).is_ok_and(|d| announces(&d));
+        let session = "login(input: {username: \"a\", password: \"b\"}) { tokenType } \
+                       refreshToken(refreshToken: \"x\") { tokenType } logout(refreshToken: \"x\")";
+        assert!(!announced(&format!("mutation {{ {session} }}")));
+        assert!(!announced(
+            "mutation { register(input: {username: \"a\", email: \"a@b.c\", password: \"p\"}) { id } }"
+        ));
+        assert!(announced(&format!(
+            "mutation {{ {session} changePassword(currentPassword: \"a\", newPassword: \"b\") }}"
+        )));
+        assert!(announced(
+            "mutation { ...M } fragment M on Mutation { deactivateUser(id: \"1\") { id } }"
+        ));
+        assert!(!announced("{ me { id } }"));
     }
 
     #[test]

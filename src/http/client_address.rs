@@ -52,33 +52,33 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let Some(hops) = self.hops(headers) else {
-            return peer;
-        };
-        // From the right: the nearest hop that is not a trusted proxy; if
-        // every hop is one, the farthest.
-        hops.iter()
-            .rev()
-            .find(|hop| !self.trusts(**hop))
-            .or_else(|| hops.first())
-            .copied()
-            .unwrap_or(peer)
-    }
-
-    /// Every address the header lists, farthest first; `None` when it is
-    /// absent, empty or anything in it does not parse.
-    fn hops(&self, headers: &HeaderMap) -> Option<Vec<IpAddr>> {
         let mut hops = Vec::new();
         for value in headers.get_all(self.header.name()) {
-            for element in value.to_str().ok()?.split(',') {
-                let address = match self.header {
-                    ForwardedHeader::XForwardedFor => element,
-                    ForwardedHeader::Forwarded => forwarded_for(element)?,
-                };
-                hops.push(parse_node(address)?);
-            }
+            let Ok(value) = value.to_str() else {
+                return peer;
+            };
+            hops.extend(value.split(','));
         }
-        (!hops.is_empty()).then_some(hops)
+        // From the right, past every trusted proxy, to the first hop that is
+        // not one: the client. What lies to its left the client wrote, and
+        // is never read, so nothing there can make it someone else. A hop
+        // that does not parse before that point makes the whole header
+        // worthless: the peer is the client.
+        let mut farthest = peer;
+        for hop in hops.iter().rev() {
+            let address = match self.header {
+                ForwardedHeader::XForwardedFor => Some(*hop),
+                ForwardedHeader::Forwarded => forwarded_for(hop),
+            };
+            let Some(address) = address.and_then(parse_node) else {
+                return peer;
+            };
+            if !self.trusts(address) {
+                return address;
+            }
+            farthest = address;
+        }
+        farthest
     }
 }
 
@@ -234,6 +234,23 @@ mod tests {
     }
 
     #[test]
+    fn what_the_client_wrote_left_of_itself_is_never_read() {
+        let trusted = proxies(ForwardedHeader::XForwardedFor);
+        for header in [
+            "garbage, 192.0.2.7",
+            "unknown,192.0.2.7",
+            "10.0.0.9, x, 192.0.2.7, 10.0.0.2",
+        ] {
+            let chain = headers("x-forwarded-for", &[header]);
+            assert_eq!(
+                trusted.client(ip("10.1.2.3"), &chain),
+                ip("192.0.2.7"),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
     fn a_malformed_header_is_ignored_whole() {
         let trusted = proxies(ForwardedHeader::XForwardedFor);
         for bad in [
@@ -271,6 +288,9 @@ mod tests {
         );
         let malformed = headers("forwarded", &["proto=https"]);
         assert_eq!(trusted.client(ip("10.1.2.3"), &malformed), ip("10.1.2.3"));
+        // What the client wrote left of itself is never read.
+        let left = headers("forwarded", &["proto=https, for=192.0.2.8"]);
+        assert_eq!(trusted.client(ip("10.1.2.3"), &left), ip("192.0.2.8"));
         // X-Forwarded-For is not read when Forwarded is the header.
         let other = headers("x-forwarded-for", &["192.0.2.1"]);
         assert_eq!(trusted.client(ip("10.1.2.3"), &other), ip("10.1.2.3"));

@@ -116,23 +116,30 @@ pub async fn handle(
             .data(client);
         async {
             match plan {
-                Plan::Refused(refusal) => (Answer::refused(refusal), false),
-                Plan::Run { writers } => {
+                Plan::Refused(refusal) => (Answer::refused(refusal), Wrote::Nothing),
+                Plan::Run { writers, announces } => {
                     let answer = Answer::from(state.schema.execute(request).await);
-                    let wrote = answer.may_have_written(&writers);
+                    let wrote = match answer.may_have_written(&writers) {
+                        false => Wrote::Nothing,
+                        true if announces => Wrote::WhatOthersCheck,
+                        true => Wrote::Something,
+                    };
                     (answer, wrote)
                 }
             }
         }
     });
-    let (answers, wrote): (Vec<Answer>, Vec<bool>) = futures_util::future::join_all(answers)
+    let (answers, wrote): (Vec<Answer>, Vec<Wrote>) = futures_util::future::join_all(answers)
         .await
         .into_iter()
         .unzip();
-    if wrote.contains(&true) {
+    if wrote.contains(&Wrote::WhatOthersCheck) {
         // Other processes learn of the change before the client does.
         state.app.caches.await_own_changes(&state.app.db).await;
-    } else if let Some(forget) = forget.as_mut() {
+    }
+    if wrote.iter().all(|w| *w == Wrote::Nothing)
+        && let Some(forget) = forget.as_mut()
+    {
         forget.disarm();
     }
     respond(content_type, batched, answers)
@@ -153,6 +160,7 @@ fn plan(
         // It does not parse: async-graphql says why.
         return Plan::Run {
             writers: Vec::new(),
+            announces: false,
         };
     };
     let operation = request.operation_name.as_deref();
@@ -164,8 +172,9 @@ fn plan(
         Err(refusal) => Plan::Refused(refusal),
         Ok(pruned) => {
             let writers = analysis::writers(&pruned);
+            let announces = analysis::announces(&pruned);
             request.set_parsed_query(pruned);
-            Plan::Run { writers }
+            Plan::Run { writers, announces }
         }
     }
 }
@@ -174,16 +183,28 @@ fn plan(
 enum Plan {
     Refused(Refusal),
     /// Run it; `writers`: the response keys of its root fields that may
-    /// write, if it is a mutation.
+    /// write, if it is a mutation; `announces`: whether what they write is
+    /// something other processes check (`analysis::announces`).
     Run {
         writers: Vec<String>,
+        announces: bool,
     },
 }
 
 impl Plan {
     fn may_write(&self) -> bool {
-        matches!(self, Plan::Run { writers } if !writers.is_empty())
+        matches!(self, Plan::Run { writers, .. } if !writers.is_empty())
     }
+}
+
+/// What one operation may have written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    Nothing,
+    /// Only what no other process needs to hear of at once.
+    Something,
+    /// What other processes cache and check tokens against.
+    WhatOthersCheck,
 }
 
 /// One operation's response, and whether it ran: a request error (the
@@ -316,14 +337,19 @@ fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> R
 
 /// Whether `error` is a refusal, which a service raises before it writes.
 fn refused_before_writing(error: &ServerError) -> bool {
-    let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+    let extensions = error.extensions.as_ref();
+    let code = extensions.and_then(|e| e.get("code"));
+    // SERVICE_UNAVAILABLE with `retryAfter` is the password hasher's
+    // refusal, which comes before anything is written; without it, the
+    // database failed, perhaps after a commit.
+    let busy = extensions.is_some_and(|e| e.get("retryAfter").is_some());
     matches!(
         code,
         Some(Value::String(code)) if matches!(
             code.as_str(),
             "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "BAD_USER_INPUT" | "CONFLICT"
                 | "DIVISION_INACTIVE" | "RATE_LIMITED"
-        )
+        ) || (code == "SERVICE_UNAVAILABLE" && busy)
     )
 }
 

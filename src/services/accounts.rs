@@ -50,7 +50,8 @@ pub struct Session {
 
 /// Creates an active, non-staff user, reporting every problem at once.
 /// Everything that can be checked is checked before the password is
-/// hashed, so a refused registration costs no hash.
+/// hashed, so a refused registration costs no hash (one that breaks a field
+/// rule costs not even the client's budget).
 #[tracing::instrument(level = "debug", skip_all, fields(username = %registration.username))]
 pub async fn register(
     state: &AppState,
@@ -74,11 +75,13 @@ pub async fn register(
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
+    // Spent before the uniqueness check too: that answer says whether an
+    // email is registered, and must not be had at database speed.
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let taken = users::taken_fields(&state.db, Some(&username), Some(&email), None).await?;
     if !taken.is_empty() {
         return Err(Error::Conflict(taken));
     }
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let password_hash = state.hasher.hash(registration.password).await?;
     let new = NewUser {
         username,
@@ -329,13 +332,32 @@ pub async fn change_password(
         .filter(|user| user.is_active && user.token_version == viewer.token_version)
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
     client_budget::spend(&state.db, state.client_budget(), client).await?;
-    let mut errors = FieldErrors::new();
-    let verified = state
+    // A stolen access token must not buy unlimited guesses at the password:
+    // wrong current passwords count as failed logins of the account.
+    let attempt = login_limit::begin(
+        &state.db,
+        state.login_limit(),
+        &Subject::User(fresh.id),
+        client,
+    )
+    .await?;
+    let verified = match state
         .hasher
         .verify(current, fresh.password_hash.clone())
-        .await?;
+        .await
+    {
+        Ok(verified) => verified,
+        Err(error) => {
+            attempt.discard(&state.db).await?;
+            return Err(error);
+        }
+    };
+    let mut errors = FieldErrors::new();
     if verified == Verified::No {
+        attempt.failed();
         errors.add("currentPassword", WRONG_CURRENT_PASSWORD);
+    } else {
+        attempt.discard(&state.db).await?;
     }
     errors.extend(
         "newPassword",

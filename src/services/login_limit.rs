@@ -99,10 +99,17 @@ pub async fn begin(
         .await?;
     let txn = db.begin().await?;
     if txn.get_database_backend() == DbBackend::Postgres {
+        // What is counted together is serialized together: the account's
+        // attempts from every client when it has a ceiling, else one
+        // client's.
+        let lock = match limit.account_max_failures {
+            Some(_) => format!("login:{subject}"),
+            None => format!("login:{subject}:{client}"),
+        };
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("login:{subject}").into()],
+            [lock.into()],
         ))
         .await?;
     }

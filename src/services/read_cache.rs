@@ -151,6 +151,8 @@ pub struct ReadCaches {
     next_marker: std::sync::atomic::AtomicU64,
     /// Tells this process's markers from other processes'.
     process: u64,
+    /// Dropped with the caches: tells their listener to stop.
+    gone: tokio::sync::watch::Sender<()>,
 }
 
 /// How long a mutation waits to hear its own changes back at most.
@@ -167,10 +169,16 @@ impl ReadCaches {
             counts: ReadCache::new(ttl, each, enabled),
             divisions: ReadCache::new(ttl, each, enabled),
             groups_by_user: ReadCache::new(ttl, each, enabled),
-            markers: tokio::sync::broadcast::Sender::new(256),
+            markers: tokio::sync::broadcast::Sender::new(1024),
             next_marker: std::sync::atomic::AtomicU64::new(0),
             process: rand::random(),
+            gone: tokio::sync::watch::Sender::new(()),
         }
+    }
+
+    /// Changes (to an error) when these caches are dropped.
+    pub fn gone(&self) -> tokio::sync::watch::Receiver<()> {
+        self.gone.subscribe()
     }
 
     /// On PostgreSQL, after a mutation committed: sends a marker through
@@ -186,19 +194,21 @@ impl ReadCaches {
         if db.get_database_backend() != DbBackend::Postgres || !self.users.is_enabled() {
             return;
         }
-        let mut heard = self.markers.subscribe();
-        let marker = self.next_marker.fetch_add(1, Ordering::SeqCst);
-        let sent = db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify('roster_changes', $1)",
-                [format!("{MARKER_PREFIX}{}:{marker}", self.process).into()],
-            ))
-            .await;
-        if sent.is_err() {
-            return;
-        }
+        // The whole of it within the bound: a pool that is slow to give a
+        // connection for the marker holds the answer no longer either.
         let _ = tokio::time::timeout(OWN_CHANGES_WAIT, async {
+            let mut heard = self.markers.subscribe();
+            let marker = self.next_marker.fetch_add(1, Ordering::SeqCst);
+            let sent = db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_notify('roster_changes', $1)",
+                    [format!("{MARKER_PREFIX}{}:{marker}", self.process).into()],
+                ))
+                .await;
+            if sent.is_err() {
+                return;
+            }
             loop {
                 match heard.recv().await {
                     Ok(seen) if seen == marker => return,

@@ -124,6 +124,16 @@ pub async fn rotate(
         }
         return Ok(Rotation::Refused);
     }
+    // The user's row first, then the token's: the order in which a password
+    // change or deactivation takes them, so that the two cannot deadlock.
+    let mut owner = user::Entity::find_by_id(row.user_id);
+    if txn.get_database_backend() == DbBackend::Postgres {
+        owner = owner.lock_shared();
+    }
+    let user = match owner.one(&txn).await? {
+        Some(user) if user.is_active && user.token_version == row.token_version => user,
+        _ => return Ok(Rotation::Refused),
+    };
     let retired = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RetiredAt, Expr::value(now))
         .filter(refresh_token::Column::Id.eq(row.id))
@@ -135,14 +145,6 @@ pub async fn rotate(
         // Another request rotated it a moment ago: refused, within the grace.
         return Ok(Rotation::Refused);
     }
-    let mut owner = user::Entity::find_by_id(row.user_id);
-    if txn.get_database_backend() == DbBackend::Postgres {
-        owner = owner.lock_shared();
-    }
-    let user = match owner.one(&txn).await? {
-        Some(user) if user.is_active && user.token_version == row.token_version => user,
-        _ => return Ok(Rotation::Refused),
-    };
     checkpoints.pass(checkpoints::REFRESH_ROTATING).await;
     let next = issue(&txn, &user, Some(row.family), ttl).await?;
     txn.commit().await?;

@@ -263,17 +263,16 @@ async fn the_client_budget_holds_across_aliases_and_kinds_of_request() {
         };
     })
     .await;
-    app.create_user("taken", false, false).await;
-    // A refused registration hashes nothing, and spends nothing.
+    // A registration that breaks a field rule spends nothing.
     for _ in 0..5 {
         let reply = app
             .gql_from(
                 "192.0.2.1",
                 REGISTER,
-                json!({ "u": "taken", "e": "new@example.com" }),
+                json!({ "u": "no spaces", "e": "x@example.com" }),
             )
             .await;
-        assert_eq!(reply.codes(), vec!["CONFLICT"]);
+        assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
     }
     let aliases: String = (0..4)
         .map(|i| format!("a{i}: login(input: {{username: \"guess{i}\", password: \"wrong\"}}) {{ tokenType }} "))
@@ -313,7 +312,7 @@ async fn the_client_budget_holds_across_aliases_and_kinds_of_request() {
     assert_eq!(register.codes(), vec!["RATE_LIMITED"]);
     assert_eq!(register.body["errors"][0]["message"], json!(BUDGET_SPENT));
     // Nothing was created, and the next network has a budget of its own.
-    assert_eq!(user::Entity::find().all(app.db()).await.unwrap().len(), 1);
+    assert_eq!(user::Entity::find().all(app.db()).await.unwrap().len(), 0);
     let register = app
         .gql_from(
             "192.0.2.2",
@@ -322,6 +321,46 @@ async fn the_client_budget_holds_across_aliases_and_kinds_of_request() {
         )
         .await;
     assert_eq!(register.codes(), no_errors());
+    // Whether a name or email is taken is not had at database speed either.
+    for expected in ["CONFLICT", "CONFLICT", "RATE_LIMITED"] {
+        let reply = app
+            .gql_from(
+                "192.0.2.2",
+                REGISTER,
+                json!({ "u": "newcomer", "e": "probe@example.com" }),
+            )
+            .await;
+        assert_eq!(reply.codes(), vec![expected]);
+    }
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins_of_the_account() {
+    let app = spawn_app_with(|c| c.login_max_failures = 3).await;
+    let alice = app.create_user("alice", false, false).await;
+    let token = app.token_for(&alice);
+    for _ in 0..3 {
+        let reply = app
+            .gql_as(
+                Some(&token),
+                CHANGE_PASSWORD,
+                json!({ "c": "a guess", "n": NEW_PASSWORD }),
+            )
+            .await;
+        assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
+    }
+    let reply = app
+        .gql_as(
+            Some(&token),
+            CHANGE_PASSWORD,
+            json!({ "c": PASSWORD, "n": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.codes(), vec!["RATE_LIMITED"]);
+    assert_eq!(
+        login(&app, "alice", PASSWORD).await.codes(),
+        vec!["RATE_LIMITED"]
+    );
 }
 
 #[tokio::test]

@@ -970,6 +970,22 @@ async fn one_client_gets_at_most_its_share_of_connections() {
 }
 
 #[tokio::test]
+async fn a_trusted_proxy_is_held_only_to_the_overall_cap() {
+    let app = spawn_app_with(|config| {
+        config.max_connections_per_client = 2;
+        config.trusted_proxies.networks = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(TcpStream::connect(app.address).await.unwrap());
+    }
+    for connection in &mut connections {
+        assert!(ask(connection).await.starts_with("HTTP/1.1 200"));
+    }
+}
+
+#[tokio::test]
 async fn a_login_name_longer_than_any_account_costs_nothing() {
     let app = spawn_app().await;
     let query = "mutation($u: String!) { login(input: {username: $u, password: \"Vq7#pL2m!xZ-roster\"}) { tokenType } }";

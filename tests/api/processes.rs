@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Reply, fresh_database};
@@ -227,7 +228,22 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
             .unwrap();
         Reply::from(response).await
     });
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    // The first login has begun once its attempt is recorded (before its
+    // hash): the document is in flight.
+    let db = roster::startup::connect(&database_url).await.unwrap();
+    let waiting = std::time::Instant::now();
+    while entity::login_failure::Entity::find()
+        .count(&db)
+        .await
+        .unwrap_or_default()
+        == 0
+    {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "no login began"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let pid = server.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
@@ -436,3 +452,163 @@ async fn writes_acknowledged_before_a_sigkill_survive_it() {
         assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "ok");
     }
 }
+
+/// Two processes on one database, started with these settings after a
+/// superuser `root` was created.
+async fn two_processes_with(
+    settings: &'static [(&'static str, &'static str)],
+) -> (Server, Server, Option<tempfile::TempDir>) {
+    let (database_url, dir) = fresh_database().await;
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let status = roster_command(&database_url)
+            .args([
+                "create-superuser",
+                "--username",
+                "root",
+                "--email",
+                "root@example.com",
+            ])
+            .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (
+            start_with(&database_url, settings),
+            start_with(&database_url, settings),
+        )
+    })
+    .await
+    .unwrap();
+    (a, b, dir)
+}
+
+#[tokio::test]
+async fn the_client_budget_and_the_account_ceiling_hold_across_processes() {
+    let (a, b, _dir) = two_processes_with(&[
+        ("ROSTER_CLIENT_BUDGET_BURST", "6"),
+        ("ROSTER_CLIENT_BUDGET_PER_MINUTE", "1"),
+        ("ROSTER_LOGIN_MAX_FAILURES", "2"),
+        ("ROSTER_LOGIN_ACCOUNT_MAX_FAILURES", "2"),
+    ])
+    .await;
+    // Failures on the account spread over both processes, typed two ways.
+    for (server, typed) in [(&a, "root"), (&b, "ROOT@example.com")] {
+        assert_eq!(
+            server.login(typed, "wrong-password").await.codes(),
+            vec!["UNAUTHENTICATED"]
+        );
+    }
+    for server in [&a, &b] {
+        assert_eq!(
+            server.login("root", PASSWORD).await.codes(),
+            vec!["RATE_LIMITED"]
+        );
+    }
+    // Four spent, two left in the one budget of this client.
+    for server in [&b, &a] {
+        assert_eq!(
+            server.login("nobody", "wrong-password").await.codes(),
+            vec!["UNAUTHENTICATED"]
+        );
+    }
+    for server in [&a, &b] {
+        let reply = server.login("nobody", "wrong-password").await;
+        assert_eq!(reply.codes(), vec!["RATE_LIMITED"]);
+        assert_eq!(
+            reply.body["errors"][0]["message"],
+            json!("Too many requests from your network; try again later.")
+        );
+    }
+}
+
+/// The window issue 13 measured: a token revoked through one process, sent
+/// to the other the moment the first has answered. On PostgreSQL the other
+/// process caches users and learns of the revocation by notification; the
+/// revoking mutation answers only once its own process has heard its change
+/// back, so the other has been told too, and only has to act on it, which
+/// an overloaded machine can delay: hence a bound on the time, not zero
+/// acceptances. On SQLite the processes run without caches.
+#[tokio::test]
+async fn a_token_revoked_through_one_process_is_refused_by_the_other_at_once() {
+    const SECRET: &str = "a shared secret of at least thirty-two bytes";
+    let (a, b, _dir) = two_processes_with(&[("ROSTER_JWT_SECRET", SECRET)]).await;
+    let root_token = a.login("root", PASSWORD).await.body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create = "mutation($u: String!) { createUser(input: {username: $u, email: $u}) { id } }";
+    let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { id } }";
+    let me = "{ me { username } }";
+    let rounds = 200;
+    let (mut accepted, mut longest) = (0, Duration::ZERO);
+    for round in 0..rounds {
+        let name = format!("user{round}@example.com");
+        let id = a
+            .gql(Some(&root_token), create, json!({ "u": name }))
+            .await
+            .body["data"]["createUser"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let now = chrono::Utc::now().timestamp();
+        let claims = roster::services::tokens::Claims {
+            sub: id.clone(),
+            iat: now,
+            exp: now + 60,
+            jti: format!("round{round}"),
+            ver: 0,
+        };
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        // The other process has the user cached.
+        assert_eq!(
+            b.gql(Some(&token), me, Value::Null).await.codes(),
+            Vec::<String>::new()
+        );
+        let revoked = a
+            .gql(Some(&root_token), deactivate, json!({ "id": id }))
+            .await;
+        assert_eq!(revoked.codes(), Vec::<String>::new(), "{}", revoked.body);
+        let answered = std::time::Instant::now();
+        let mut at_once = true;
+        while b
+            .gql(Some(&token), me, Value::Null)
+            .await
+            .codes()
+            .is_empty()
+        {
+            if at_once {
+                accepted += 1;
+                at_once = false;
+            }
+            // Well within the cache's second: the notice, not the expiry.
+            assert!(
+                answered.elapsed() < REVOCATION_BOUND,
+                "round {round}: still accepted after {:?}",
+                answered.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if !at_once {
+            longest = longest.max(answered.elapsed());
+        }
+    }
+    eprintln!(
+        "revoked tokens accepted by the other process at once: {accepted} of {rounds}; \
+         refused at the latest {} ms after the answer",
+        longest.as_millis()
+    );
+    // None on an idle machine; a few when the other process waits for a
+    // core (the figures are in bench/README.md).
+    assert!(accepted <= rounds / 5, "{accepted} of {rounds}");
+}
+
+/// How long after the revoking mutation's answer every process refuses the
+/// token, at the latest (README, Operations).
+const REVOCATION_BOUND: Duration = Duration::from_millis(500);
