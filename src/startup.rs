@@ -166,10 +166,6 @@ async fn prune_client_budgets(db: DatabaseConnection) {
     }
 }
 
-/// PostgreSQL's channel for changes to users, memberships, groups and
-/// divisions (see the migration that creates its triggers).
-const CHANGES_CHANNEL: &str = "roster_changes";
-
 /// Runs [`listen_for_changes`] on a thread of its own, with a runtime of
 /// its own: a notice is acted on as soon as it arrives, not when a worker
 /// busy with requests (perhaps the very request the notice is about) gets
@@ -180,6 +176,9 @@ fn spawn_listener(options: PgConnectOptions, caches: &Arc<ReadCaches>) {
     let spawned = std::thread::Builder::new()
         .name("roster-listener".into())
         .spawn(move || {
+            // However the thread ends (a panic included), caching ends too:
+            // nothing would tell these caches of changes any more.
+            let _off = CachesOffOnDrop(caches.clone());
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -190,6 +189,17 @@ fn spawn_listener(options: PgConnectOptions, caches: &Arc<ReadCaches>) {
         });
     if let Err(error) = spawned {
         tracing::error!(%error, "cannot start the change listener; caches stay off");
+    }
+}
+
+/// Turns the caches off when dropped.
+struct CachesOffOnDrop(Weak<ReadCaches>);
+
+impl Drop for CachesOffOnDrop {
+    fn drop(&mut self) {
+        if let Some(caches) = self.0.upgrade() {
+            caches.set_enabled(false);
+        }
     }
 }
 
@@ -224,11 +234,23 @@ async fn listen_for_changes(
 /// Listens, with the caches on, until the connection fails for good.
 /// (Dropped, between notices, once the caches are gone.)
 async fn listen(pool: &PgPool, caches: &Weak<ReadCaches>) -> sea_orm::sqlx::Error {
+    // PostgreSQL's channel for changes to users, memberships, groups and
+    // divisions: the one of the schema roster's tables are in (see the
+    // migration that names it). Asked first: the listener then keeps the
+    // pool's one connection.
+    let channel: String =
+        match sea_orm::sqlx::query_scalar("SELECT 'roster_changes_' || md5(current_schema())")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(channel) => channel,
+            Err(error) => return error,
+        };
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(listener) => listener,
         Err(error) => return error,
     };
-    if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
+    if let Err(error) = listener.listen(&channel).await {
         return error;
     }
     if let Some(caches) = caches.upgrade() {

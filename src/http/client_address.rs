@@ -54,10 +54,7 @@ impl TrustedProxies {
         }
         let mut hops = Vec::new();
         for value in headers.get_all(self.header.name()) {
-            let Ok(value) = value.to_str() else {
-                return peer;
-            };
-            hops.extend(value.split(','));
+            hops.extend(value.as_bytes().split(|byte| *byte == b','));
         }
         // From the right, past every trusted proxy, to the first hop that is
         // not one: the client. What lies to its left the client wrote, and
@@ -66,8 +63,11 @@ impl TrustedProxies {
         // worthless: the peer is the client.
         let mut farthest = peer;
         for hop in hops.iter().rev() {
+            let Ok(hop) = std::str::from_utf8(hop) else {
+                return peer;
+            };
             let address = match self.header {
-                ForwardedHeader::XForwardedFor => Some(*hop),
+                ForwardedHeader::XForwardedFor => Some(hop),
                 ForwardedHeader::Forwarded => forwarded_for(hop),
             };
             let Some(address) = address.and_then(parse_node) else {
@@ -247,6 +247,20 @@ mod tests {
                 ip("192.0.2.7"),
                 "{header}"
             );
+        }
+        // Bytes that are no text, on the client's side of the chain, on its
+        // own line or on the line the proxy appended to.
+        for lines in [
+            vec![&b"\xff\xfe"[..], b"192.0.2.7"],
+            vec![b"\xff, 192.0.2.7"],
+        ] {
+            let mut chain = HeaderMap::new();
+            for line in lines {
+                if let Ok(value) = HeaderValue::from_bytes(line) {
+                    chain.append("x-forwarded-for", value);
+                }
+            }
+            assert_eq!(trusted.client(ip("10.1.2.3"), &chain), ip("192.0.2.7"));
         }
     }
 

@@ -117,12 +117,17 @@ pub async fn handle(
         async {
             match plan {
                 Plan::Refused(refusal) => (Answer::refused(refusal), Wrote::Nothing),
-                Plan::Run { writers, announces } => {
+                Plan::Run {
+                    writers,
+                    announcers,
+                } => {
                     let answer = Answer::from(state.schema.execute(request).await);
-                    let wrote = match answer.may_have_written(&writers) {
-                        false => Wrote::Nothing,
-                        true if announces => Wrote::WhatOthersCheck,
-                        true => Wrote::Something,
+                    let wrote = if answer.may_have_written(&announcers) {
+                        Wrote::WhatOthersCheck
+                    } else if answer.may_have_written(&writers) {
+                        Wrote::Something
+                    } else {
+                        Wrote::Nothing
                     };
                     (answer, wrote)
                 }
@@ -160,7 +165,7 @@ fn plan(
         // It does not parse: async-graphql says why.
         return Plan::Run {
             writers: Vec::new(),
-            announces: false,
+            announcers: Vec::new(),
         };
     };
     let operation = request.operation_name.as_deref();
@@ -172,9 +177,12 @@ fn plan(
         Err(refusal) => Plan::Refused(refusal),
         Ok(pruned) => {
             let writers = analysis::writers(&pruned);
-            let announces = analysis::announces(&pruned);
+            let announcers = analysis::announcers(&pruned);
             request.set_parsed_query(pruned);
-            Plan::Run { writers, announces }
+            Plan::Run {
+                writers,
+                announcers,
+            }
         }
     }
 }
@@ -183,11 +191,11 @@ fn plan(
 enum Plan {
     Refused(Refusal),
     /// Run it; `writers`: the response keys of its root fields that may
-    /// write, if it is a mutation; `announces`: whether what they write is
-    /// something other processes check (`analysis::announces`).
+    /// write, if it is a mutation; `announcers`: those of them that may
+    /// write what other processes check (`analysis::announcers`).
     Run {
         writers: Vec<String>,
-        announces: bool,
+        announcers: Vec<String>,
     },
 }
 

@@ -333,14 +333,9 @@ pub async fn change_password(
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
     client_budget::spend(&state.db, state.client_budget(), client).await?;
     // A stolen access token must not buy unlimited guesses at the password:
-    // wrong current passwords count as failed logins of the account.
-    let attempt = login_limit::begin(
-        &state.db,
-        state.login_limit(),
-        &Subject::User(fresh.id),
-        client,
-    )
-    .await?;
+    // wrong current passwords are limited as failed logins are.
+    let subject = Subject::PasswordChange(fresh.id);
+    let attempt = login_limit::begin(&state.db, state.login_limit(), &subject, client).await?;
     let verified = match state
         .hasher
         .verify(current, fresh.password_hash.clone())

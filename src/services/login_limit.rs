@@ -45,6 +45,10 @@ pub enum Subject<'a> {
     User(i64),
     /// A typed name that resolved to nobody, case-folded.
     Unknown(&'a str),
+    /// Wrong current passwords given to `changePassword` by the user's own
+    /// sessions: counted apart from logins, so that a spray of failed
+    /// logins cannot stop the owner from changing the password.
+    PasswordChange(i64),
     /// Refresh tokens that were never issued: guesses, counted per client.
     RefreshGuesses,
 }
@@ -56,6 +60,7 @@ impl Subject<'_> {
         match self {
             Subject::User(id) => format!("user:{id}"),
             Subject::Unknown(folded) => format!("name:{folded}"),
+            Subject::PasswordChange(id) => format!("password:{id}"),
             Subject::RefreshGuesses => "refresh".to_owned(),
         }
     }

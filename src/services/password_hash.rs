@@ -57,9 +57,8 @@ fn failed(error: impl std::fmt::Display) -> Error {
 /// concurrent registrations, with only two hashing at a time).
 type Memory = Vec<Block>;
 
-/// Argon2 of `password` and `salt` into `out`, in `memory` when the
-/// parameters fit in today's (every hash roster makes), else in memory of
-/// its own (a hash made with more memory than today's: none are).
+/// Argon2 of `password` and `salt` into `out`, in `memory`: parameters
+/// that cost more than today's are refused before they get here.
 fn compute(
     algorithm: Algorithm,
     version: Version,
@@ -70,20 +69,15 @@ fn compute(
     memory: &mut Memory,
 ) -> Result<()> {
     let needed = params.block_count();
-    let fits = params.m_cost() <= M_COST_KIB;
-    let argon2 = Argon2::new(algorithm, version, params);
-    if fits {
-        if memory.len() < needed {
-            memory.resize(needed, Block::default());
-        }
-        let blocks = memory
-            .get_mut(..needed)
-            .ok_or_else(|| failed("no memory"))?;
-        argon2.hash_password_into_with_memory(password, salt, out, blocks)
-    } else {
-        argon2.hash_password_into(password, salt, out)
+    if memory.len() < needed {
+        memory.resize(needed, Block::default());
     }
-    .map_err(failed)
+    let blocks = memory
+        .get_mut(..needed)
+        .ok_or_else(|| failed("no memory"))?;
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, blocks)
+        .map_err(failed)
 }
 
 fn hash_now(password: &str, memory: &mut Memory) -> Result<String> {
@@ -151,6 +145,12 @@ fn matches(password: &str, phc: &PasswordHash, memory: &mut Memory) -> bool {
     let Ok(params) = Params::try_from(phc) else {
         return false;
     };
+    // roster never made a hash that costs more than today's: one that
+    // claims to (written into the database by hand) would take a hashing
+    // thread for as long, and as much memory, as it says.
+    if params.m_cost() > M_COST_KIB || params.t_cost() > T_COST || params.p_cost() > P_COST {
+        return false;
+    }
     let mut buffer = [0u8; Output::MAX_LENGTH];
     let Some(out) = buffer.get_mut(..expected.len()) else {
         return false;
@@ -459,6 +459,16 @@ mod tests {
             crate_own(M_COST_KIB, T_COST)
                 .verify_password(b"made-there", &parsed)
                 .is_err()
+        );
+        let costlier = crate_own(M_COST_KIB * 2, T_COST)
+            .hash_password(b"made-costlier")
+            .map_err(failed)?
+            .to_string();
+        assert_eq!(
+            hasher
+                .verify("made-costlier".into(), Some(costlier))
+                .await?,
+            Verified::No
         );
         for garbage in [
             "",

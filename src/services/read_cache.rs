@@ -202,7 +202,7 @@ impl ReadCaches {
             let sent = db
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    "SELECT pg_notify('roster_changes', $1)",
+                    "SELECT pg_notify('roster_changes_' || md5(current_schema()), $1)",
                     [format!("{MARKER_PREFIX}{}:{marker}", self.process).into()],
                 ))
                 .await;

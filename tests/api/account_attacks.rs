@@ -335,7 +335,7 @@ async fn the_client_budget_holds_across_aliases_and_kinds_of_request() {
 }
 
 #[tokio::test]
-async fn wrong_current_passwords_count_as_failed_logins_of_the_account() {
+async fn wrong_current_passwords_are_limited_as_failed_logins_are() {
     let app = spawn_app_with(|c| c.login_max_failures = 3).await;
     let alice = app.create_user("alice", false, false).await;
     let token = app.token_for(&alice);
@@ -357,10 +357,21 @@ async fn wrong_current_passwords_count_as_failed_logins_of_the_account() {
         )
         .await;
     assert_eq!(reply.codes(), vec!["RATE_LIMITED"]);
-    assert_eq!(
-        login(&app, "alice", PASSWORD).await.codes(),
-        vec!["RATE_LIMITED"]
-    );
+    // Counted apart from logins: failed logins do not stop the owner from
+    // changing the password, nor the reverse.
+    assert_eq!(login(&app, "alice", PASSWORD).await.codes(), no_errors());
+    let bob = app.create_user("bob", false, false).await;
+    for _ in 0..4 {
+        login(&app, "bob", "wrong").await;
+    }
+    let reply = app
+        .gql_as(
+            Some(&app.token_for(&bob)),
+            CHANGE_PASSWORD,
+            json!({ "c": PASSWORD, "n": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(reply.codes(), no_errors());
 }
 
 #[tokio::test]
@@ -461,25 +472,6 @@ async fn refused_registrations_and_user_creations_hash_nothing() {
     assert_eq!(app.state.hasher.computed(), before + 1);
 }
 
-/// Posts `query` on a task of its own, to run while the test does more.
-fn spawn_post(
-    app: &TestApp,
-    token: Option<String>,
-    query: &'static str,
-    variables: Value,
-) -> tokio::task::JoinHandle<Reply> {
-    let (client, url) = (app.client.clone(), format!("{}/graphql", app.url));
-    tokio::spawn(async move {
-        let mut request = client
-            .post(url)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        Reply::from(request.send().await.unwrap()).await
-    })
-}
-
 /// The ways a user's sessions end, each run while a login is in flight.
 #[tokio::test]
 async fn a_login_straddling_the_end_of_sessions_gets_no_session() {
@@ -495,7 +487,7 @@ async fn a_login_straddling_the_end_of_sessions_gets_no_session() {
         let victim = app.create_user(username, false, false).await;
         let own_token = app.token_for(&victim);
         let point = app.state.checkpoints.arm(checkpoints::LOGIN_VERIFIED);
-        let in_flight = spawn_post(&app, None, LOGIN, json!({ "u": username, "p": PASSWORD }));
+        let in_flight = app.spawn_gql(None, LOGIN, json!({ "u": username, "p": PASSWORD }));
         point.reached().await;
         app.state.checkpoints.disarm(checkpoints::LOGIN_VERIFIED);
         let id = victim.id.to_string();
@@ -546,12 +538,11 @@ async fn a_refresh_straddling_a_password_change_leaves_no_usable_token() {
     app.create_user("alice", false, false).await;
     let (access, refresh) = tokens(&login(&app, "alice", PASSWORD).await);
     let point = app.state.checkpoints.arm(checkpoints::REFRESH_ROTATING);
-    let in_flight = spawn_post(&app, None, REFRESH, json!({ "t": refresh }));
+    let in_flight = app.spawn_gql(None, REFRESH, json!({ "t": refresh }));
     point.reached().await;
     app.state.checkpoints.disarm(checkpoints::REFRESH_ROTATING);
     // The change waits for the rotation's transaction, or sees it.
-    let change = spawn_post(
-        &app,
+    let change = app.spawn_gql(
         Some(access),
         CHANGE_PASSWORD,
         json!({ "c": PASSWORD, "n": NEW_PASSWORD }),

@@ -192,24 +192,34 @@ impl TestApp {
     ) -> Vec<Reply> {
         let tasks: Vec<_> = requests
             .into_iter()
-            .map(|(token, query, variables)| {
-                let (client, url) = (self.client.clone(), format!("{}/graphql", self.url));
-                tokio::spawn(async move {
-                    let mut request = client
-                        .post(url)
-                        .json(&json!({ "query": query, "variables": variables }));
-                    if let Some(token) = token {
-                        request = request.bearer_auth(token);
-                    }
-                    Reply::from(request.send().await.unwrap()).await
-                })
-            })
+            .map(|(token, query, variables)| self.spawn_gql(token, query, variables))
             .collect();
         let mut replies = Vec::new();
         for task in tasks {
             replies.push(task.await.unwrap());
         }
         replies
+    }
+
+    /// POSTs a GraphQL document on a task of its own, to run while the
+    /// test does more.
+    pub fn spawn_gql(
+        &self,
+        token: Option<String>,
+        query: impl Into<String>,
+        variables: Value,
+    ) -> tokio::task::JoinHandle<Reply> {
+        let (client, url) = (self.client.clone(), format!("{}/graphql", self.url));
+        let query = query.into();
+        tokio::spawn(async move {
+            let mut request = client
+                .post(url)
+                .json(&json!({ "query": query, "variables": variables }));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            Reply::from(request.send().await.unwrap()).await
+        })
     }
 
     /// POSTs a GraphQL document as if through a proxy, which says the

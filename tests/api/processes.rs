@@ -48,6 +48,20 @@ fn roster_command(database_url: &str) -> Command {
     command
 }
 
+/// Makes a superuser `username` (password [`PASSWORD`]) with the command
+/// line, offline.
+fn create_superuser(database_url: &str, username: &str) {
+    let status = roster_command(database_url)
+        .args(["create-superuser", "--username", username])
+        .args(["--email", &format!("{username}@example.com")])
+        .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Starts a server on an ephemeral port and waits until it listens.
 pub(crate) fn start(database_url: &str) -> Server {
     start_with(database_url, &[])
@@ -112,20 +126,7 @@ async fn two_processes_on_one_database_behave_as_one() {
     let url = database_url.clone();
     let (a, b) = tokio::task::spawn_blocking(move || {
         // One migration first, as the README's operations section says.
-        let status = roster_command(&url)
-            .args([
-                "create-superuser",
-                "--username",
-                "root",
-                "--email",
-                "root@example.com",
-            ])
-            .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        create_superuser(&url, "root");
         // Both start at once: they race to generate the JWT secret.
         let a_url = url.clone();
         let a = std::thread::spawn(move || start(&a_url));
@@ -378,20 +379,7 @@ async fn writes_acknowledged_before_a_sigkill_survive_it() {
         .unwrap();
     let root_token = {
         // A staff view of everyone: a superuser made offline, logged in on the new process.
-        let status = roster_command(&database_url)
-            .args([
-                "create-superuser",
-                "--username",
-                "auditor",
-                "--email",
-                "auditor@example.com",
-            ])
-            .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        create_superuser(&database_url, "auditor");
         second.login("auditor", PASSWORD).await.body["data"]["login"]["accessToken"]
             .as_str()
             .unwrap()
@@ -460,20 +448,7 @@ async fn two_processes_with(
 ) -> (Server, Server, Option<tempfile::TempDir>) {
     let (database_url, dir) = fresh_database().await;
     let (a, b) = tokio::task::spawn_blocking(move || {
-        let status = roster_command(&database_url)
-            .args([
-                "create-superuser",
-                "--username",
-                "root",
-                "--email",
-                "root@example.com",
-            ])
-            .env("ROSTER_SUPERUSER_PASSWORD", PASSWORD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        create_superuser(&database_url, "root");
         (
             start_with(&database_url, settings),
             start_with(&database_url, settings),
