@@ -14,6 +14,7 @@ mod m20261123_000009_create_change_notifications;
 mod m20261128_000010_create_client_budgets;
 mod m20261128_000011_add_refresh_token_versions;
 mod m20261128_000012_notify_per_schema;
+mod m20261128_000013_phone_numbers_in_byte_order;
 
 /// A column of case-folded text. On PostgreSQL it compares in byte order
 /// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000010_create_client_budgets::Migration),
             Box::new(m20261128_000011_add_refresh_token_versions::Migration),
             Box::new(m20261128_000012_notify_per_schema::Migration),
+            Box::new(m20261128_000013_phone_numbers_in_byte_order::Migration),
         ]
     }
 }

@@ -133,6 +133,10 @@ fn string_condition<C: ColumnTrait + IntoIden + Copy>(
         &filter.istartswith,
         &filter.endswith,
         &filter.iendswith,
+        &filter.gt,
+        &filter.gte,
+        &filter.lt,
+        &filter.lte,
     ];
     for value in values.into_iter().flatten() {
         budget.text(value)?;
@@ -171,6 +175,19 @@ fn string_condition<C: ColumnTrait + IntoIden + Copy>(
     }
     if let Some(values) = &filter.in_ {
         all = all.add(Expr::col(raw).is_in(values.iter().map(String::as_str)));
+    }
+    // As lists order: the folded text, byte by byte on both databases.
+    if let Some(v) = &filter.gt {
+        all = all.add(Expr::col(folded).gt(fold(v)));
+    }
+    if let Some(v) = &filter.gte {
+        all = all.add(Expr::col(folded).gte(fold(v)));
+    }
+    if let Some(v) = &filter.lt {
+        all = all.add(Expr::col(folded).lt(fold(v)));
+    }
+    if let Some(v) = &filter.lte {
+        all = all.add(Expr::col(folded).lte(fold(v)));
     }
     if let Some(is_null) = filter.is_null {
         all = match (is_null, column.nullable) {

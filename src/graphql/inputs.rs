@@ -18,6 +18,15 @@ pub struct StringFilter {
     #[graphql(name = "in")]
     pub in_: Option<Vec<String>>,
     pub is_null: Option<bool>,
+    /// After this text in the order lists sort by: the case-folded text,
+    /// compared byte by byte. A NULL value matches no comparison.
+    pub gt: Option<String>,
+    /// This text or after it, as `gt` compares.
+    pub gte: Option<String>,
+    /// Before this text, as `gt` compares.
+    pub lt: Option<String>,
+    /// This text or before it, as `gt` compares.
+    pub lte: Option<String>,
 }
 
 /// Every operator given must hold (AND).

@@ -229,6 +229,39 @@ async fn every_string_lookup_matches_exactly_the_expected_users() {
 }
 
 #[tokio::test]
+async fn string_comparisons_order_folded_text_as_lists_do() {
+    let fx = fixture().await;
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({ "username": { "gte": "B", "lt": "c" } }),
+            vec!["Bob", "back.slash"],
+        ),
+        (json!({ "username": { "lte": "ALICE" } }), vec!["alice"]),
+        (json!({ "username": { "lt": "alice" } }), vec![]),
+        // "é" sorts after every ASCII letter, byte by byte.
+        (json!({ "username": { "gt": "percent" } }), vec!["émile"]),
+        (
+            json!({ "username": { "gte": "percent" } }),
+            vec!["émile", "percent"],
+        ),
+        (
+            json!({ "not": { "username": { "lt": "c" } } }),
+            vec!["émile", "percent", "carol"],
+        ),
+        // A NULL phone number matches no comparison; the others compare
+        // byte by byte ("+" before the digits), on PostgreSQL too.
+        (
+            json!({ "phoneNumber": { "gte": "" } }),
+            vec!["alice", "back.slash"],
+        ),
+        (json!({ "phoneNumber": { "lt": "1" } }), vec!["alice"]),
+    ];
+    for (f, expected) in cases {
+        assert_eq!(fx.names(filter(f.clone())).await, expected, "{f}");
+    }
+}
+
+#[tokio::test]
 async fn case_insensitive_lookups_fold_unicode() {
     let fx = fixture().await;
     assert_eq!(

@@ -150,6 +150,10 @@ impl Filter {
                     "startswith" => raw.starts_with(value.as_str()),
                     "istartswith" => folded.starts_with(&needle),
                     "endswith" => raw.ends_with(value.as_str()),
+                    "gt" => folded > needle,
+                    "gte" => folded >= needle,
+                    "lt" => folded < needle,
+                    "lte" => folded <= needle,
                     _ => folded.ends_with(&needle),
                 }
             }
@@ -192,6 +196,10 @@ fn leaf() -> impl Strategy<Value = Filter> {
         "istartswith",
         "endswith",
         "iendswith",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
     ]);
     let needle = prop::sample::select(NEEDLES.to_vec()).prop_map(str::to_owned);
     let existing = prop::sample::select([FIRST, LAST].concat()).prop_map(str::to_owned);
