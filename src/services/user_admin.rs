@@ -5,9 +5,9 @@
 //! across processes.
 use entity::{division, group, membership, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
-    Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -299,6 +299,95 @@ async fn check_references(
         check_division(db, id, errors).await?;
     }
     check_groups(db, group_ids, errors).await
+}
+
+/// `upsertUser`'s input: `createUser`'s, with the fields `updateUser`
+/// changes given as changes.
+#[derive(Debug, Clone, Default)]
+pub struct UpsertUser {
+    pub username: String,
+    pub email: String,
+    /// Only when the user is created.
+    pub password: Option<String>,
+    pub first_name: Change<String>,
+    pub last_name: Change<String>,
+    pub phone_number: Change<String>,
+    pub division_id: Change<String>,
+    /// Only when the user is created.
+    pub group_ids: Vec<String>,
+    /// Only when the user is created.
+    pub is_active: Option<bool>,
+    pub is_staff: Change<bool>,
+    pub is_superuser: Change<bool>,
+}
+
+/// `upsertUser`, for provisioning scripts: creates the user under
+/// `createUser`'s rules, or, when a user has the username or the email
+/// (without regard to case), updates the fields given under `updateUser`'s.
+/// A username of one user and an email of another is `CONFLICT`. The user,
+/// and whether it was created.
+pub async fn upsert(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    policy: PasswordPolicy,
+    viewer: &user::Model,
+    input: UpsertUser,
+) -> Result<(user::Model, bool)> {
+    if !is_staff(viewer) {
+        return Err(forbidden("Only staff may create or update users this way."));
+    }
+    let (username, email) = (fold(input.username.trim()), fold(input.email.trim()));
+    let found = user::Entity::find()
+        .filter(
+            Condition::any()
+                .add(user::Column::UsernameFolded.eq(username))
+                .add(user::Column::EmailFolded.eq(email)),
+        )
+        .all(db)
+        .await?;
+    let set = |change: Change<String>| match change {
+        Change::Set(value) => Some(value),
+        Change::Keep | Change::Clear => None,
+    };
+    match found.as_slice() {
+        [] => {
+            let create_input = CreateUser {
+                username: input.username,
+                email: input.email,
+                password: input.password,
+                first_name: set(input.first_name),
+                last_name: set(input.last_name),
+                phone_number: set(input.phone_number),
+                division_id: set(input.division_id),
+                group_ids: input.group_ids,
+                is_active: input.is_active.unwrap_or(true),
+                is_staff: matches!(input.is_staff, Change::Set(true)),
+                is_superuser: matches!(input.is_superuser, Change::Set(true)),
+            };
+            let user = create(db, hasher, policy, viewer, create_input).await?;
+            Ok((user, true))
+        }
+        [existing] => {
+            let update_input = UpdateUser {
+                username: Change::Set(input.username),
+                email: Change::Set(input.email),
+                first_name: input.first_name,
+                last_name: input.last_name,
+                phone_number: input.phone_number,
+                division_id: input.division_id,
+                is_staff: input.is_staff,
+                is_superuser: input.is_superuser,
+            };
+            let user = update(db, viewer, existing.id, update_input).await?;
+            Ok((user, false))
+        }
+        _ => {
+            let mut fields = FieldErrors::new();
+            fields.add("username", users::USERNAME_TAKEN);
+            fields.add("email", users::EMAIL_TAKEN);
+            Err(Error::Conflict(fields))
+        }
+    }
 }
 
 /// `updateUser`: absent fields stay, explicit null clears a nullable one.

@@ -942,3 +942,132 @@ async fn groups_are_unique_and_memberships_idempotent() {
         .await;
     assert_eq!(reply.codes(), vec!["NOT_FOUND"]);
 }
+
+const UPSERT: &str = "mutation($input: UpsertUserInput!) { upsertUser(input: $input) { id username email firstName lastName phoneNumber isActive isStaff division { name } groups { name } } }";
+
+#[tokio::test]
+async fn upsert_user_creates_then_updates_the_fields_given() {
+    let c = cast().await;
+    let division = c.app.create_division("Sales", None, true).await;
+    let group = c.app.create_group("Manager").await;
+    let created = c
+        .as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "provisioned", "email": "p@example.com", "password": PASSWORD,
+                               "firstName": "Pro", "lastName": "Visioned", "phoneNumber": "555-0100",
+                               "groupIds": [group.id.to_string()] } }),
+        )
+        .await;
+    assert_eq!(created.codes(), Vec::<String>::new(), "{}", created.body);
+    let id = created.body["data"]["upsertUser"]["id"].clone();
+    assert_eq!(
+        created.body["data"]["upsertUser"],
+        json!({ "id": id, "username": "provisioned", "email": "p@example.com", "firstName": "Pro",
+                "lastName": "Visioned", "phoneNumber": "555-0100", "isActive": true, "isStaff": false,
+                "division": null, "groups": [{ "name": "Manager" }] })
+    );
+    // Found again without regard to case: the fields given change, the
+    // absent ones stay, null clears; groups, password and isActive are for
+    // creation only.
+    let updated = c
+        .as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "PROVISIONED", "email": "p@example.com", "password": "ignored-Passw0rd!",
+                               "firstName": "Re", "phoneNumber": null, "divisionId": division.id.to_string(),
+                               "groupIds": [], "isActive": false } }),
+        )
+        .await;
+    assert_eq!(
+        updated.body["data"]["upsertUser"],
+        json!({ "id": id, "username": "PROVISIONED", "email": "p@example.com", "firstName": "Re",
+                "lastName": "Visioned", "phoneNumber": null, "isActive": true, "isStaff": false,
+                "division": { "name": "Sales" }, "groups": [{ "name": "Manager" }] }),
+        "{}",
+        updated.body
+    );
+    assert_eq!(user::Entity::find().count(c.app.db()).await.unwrap(), 5);
+    // Found by email: the username given becomes the user's.
+    let renamed = c
+        .as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "renamed", "email": "P@EXAMPLE.COM" } }),
+        )
+        .await;
+    assert_eq!(renamed.body["data"]["upsertUser"]["id"], id);
+    assert_eq!(
+        renamed.body["data"]["upsertUser"]["username"],
+        json!("renamed")
+    );
+    assert_eq!(
+        renamed.body["data"]["upsertUser"]["email"],
+        json!("P@EXAMPLE.COM")
+    );
+}
+
+#[tokio::test]
+async fn upsert_user_keeps_the_rules_of_create_and_update() {
+    let c = cast().await;
+    // One user's username with another's email: which is meant is unclear.
+    let reply = c
+        .as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "regular", "email": "other@example.com", "firstName": "X" } }),
+        )
+        .await;
+    assert_eq!(reply.codes(), vec!["CONFLICT"]);
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["fields"],
+        json!({ "username": ["A user with that username already exists."],
+                "email": ["A user with that email already exists."] })
+    );
+    // Not staff.
+    let reply = c
+        .as_user(
+            &c.regular,
+            UPSERT,
+            json!({ "input": { "username": "regular", "email": "regular@example.com", "firstName": "Me" } }),
+        )
+        .await;
+    assert_eq!(reply.codes(), vec!["FORBIDDEN"]);
+    // A superuser is changed only by a superuser (the seed's own case).
+    let input = json!({ "input": { "username": "root", "email": "root@example.com", "firstName": "Rooted", "phoneNumber": "555-0199" } });
+    assert_eq!(
+        c.as_user(&c.staff, UPSERT, input.clone()).await.codes(),
+        vec!["FORBIDDEN"]
+    );
+    let reply = c.as_user(&c.root, UPSERT, input).await;
+    assert_eq!(
+        reply.body["data"]["upsertUser"]["firstName"],
+        json!("Rooted")
+    );
+    // Field rules, and staff only by a superuser, on creation.
+    let reply = c
+        .as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "new one", "email": "not an email" } }),
+        )
+        .await;
+    assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"]);
+    assert_eq!(
+        c.as_user(
+            &c.staff,
+            UPSERT,
+            json!({ "input": { "username": "boss", "email": "boss@example.com", "isStaff": true } }),
+        )
+        .await
+        .codes(),
+        vec!["FORBIDDEN"]
+    );
+    let unchanged = user::Entity::find_by_id(c.regular.id)
+        .one(c.app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.first_name, c.regular.first_name);
+    assert_eq!(user::Entity::find().count(c.app.db()).await.unwrap(), 4);
+}

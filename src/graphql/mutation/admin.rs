@@ -11,7 +11,7 @@ use crate::{
     },
     services::{
         catalog,
-        user_admin::{self, Change, CreateUser, UpdateUser},
+        user_admin::{self, Change, CreateUser, UpdateUser, UpsertUser},
     },
 };
 
@@ -52,6 +52,39 @@ pub struct UpdateUserInput {
     /// Superusers only.
     pub is_staff: MaybeUndefined<bool>,
     /// Superusers only.
+    pub is_superuser: MaybeUndefined<bool>,
+}
+
+/// A user to create, or to update when a user already has the username or
+/// the email (without regard to case): for provisioning scripts.
+#[derive(InputObject)]
+pub struct UpsertUserInput {
+    /// Finds the user, or names the new one; an existing user is renamed
+    /// to it when found by email.
+    pub username: String,
+    /// Finds the user, or is the new one's; an existing user's is changed
+    /// to it when found by username.
+    pub email: String,
+    /// Only when the user is created: an existing user's password is set
+    /// with `setUserPassword`.
+    pub password: Option<String>,
+    /// Absent: kept (or "" for a new user); null clears it.
+    pub first_name: MaybeUndefined<String>,
+    /// Absent: kept (or "" for a new user); null clears it.
+    pub last_name: MaybeUndefined<String>,
+    /// Absent: kept (or none for a new user); null clears it.
+    pub phone_number: MaybeUndefined<String>,
+    /// An active division. Absent: kept (or none); null clears it.
+    pub division_id: MaybeUndefined<ID>,
+    /// Only when the user is created: an existing user's memberships
+    /// change with `assignUserToGroup` and `removeUserFromGroup`.
+    pub group_ids: Option<Vec<ID>>,
+    /// Only when the user is created (default true): an existing user is
+    /// activated or deactivated with `activateUser` and `deactivateUser`.
+    pub is_active: Option<bool>,
+    /// Superusers only. Absent: kept (or false).
+    pub is_staff: MaybeUndefined<bool>,
+    /// Superusers only. Absent: kept (or false).
     pub is_superuser: MaybeUndefined<bool>,
 }
 
@@ -138,6 +171,46 @@ impl AdminMutation {
         .await
         .extend()?
         .into())
+    }
+
+    /// Staff create a user as `createUser` does, or, when a user has the
+    /// username or the email, update the fields given as `updateUser` does
+    /// (a username of one user and an email of another is CONFLICT).
+    async fn upsert_user(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertUserInput,
+    ) -> async_graphql::Result<User> {
+        let viewer = require_user(ctx).extend()?;
+        let state = state(ctx)?;
+        let input = UpsertUser {
+            username: input.username,
+            email: input.email,
+            password: input.password,
+            first_name: change(input.first_name, |v| v),
+            last_name: change(input.last_name, |v| v),
+            phone_number: change(input.phone_number, |v| v),
+            division_id: change(input.division_id, |v| v.0),
+            group_ids: input
+                .group_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
+            is_active: input.is_active,
+            is_staff: change(input.is_staff, |v| v),
+            is_superuser: change(input.is_superuser, |v| v),
+        };
+        let (user, _created) = user_admin::upsert(
+            &state.db,
+            &state.hasher,
+            state.password_policy(),
+            viewer,
+            input,
+        )
+        .await
+        .extend()?;
+        Ok(user.into())
     }
 
     /// The user themself (names, username, email, phone) or staff.
