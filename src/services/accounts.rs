@@ -6,8 +6,7 @@
 //! (`password_hash::Hasher`).
 use entity::user;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -104,14 +103,7 @@ async fn find_by_identifier(
     db: &impl ConnectionTrait,
     folded: &str,
 ) -> Result<Option<user::Model>> {
-    let candidates = user::Entity::find()
-        .filter(
-            Condition::any()
-                .add(user::Column::UsernameFolded.eq(folded))
-                .add(user::Column::EmailFolded.eq(folded)),
-        )
-        .all(db)
-        .await?;
+    let candidates = users::with_username_or_email(db, folded, folded).await?;
     let by_username = candidates.iter().position(|u| u.username_folded == folded);
     Ok(match by_username {
         Some(index) => candidates.into_iter().nth(index),

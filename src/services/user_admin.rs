@@ -5,9 +5,9 @@
 //! across processes.
 use entity::{division, group, membership, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -337,14 +337,7 @@ pub async fn upsert(
         return Err(forbidden("Only staff may create or update users this way."));
     }
     let (username, email) = (fold(input.username.trim()), fold(input.email.trim()));
-    let found = user::Entity::find()
-        .filter(
-            Condition::any()
-                .add(user::Column::UsernameFolded.eq(username))
-                .add(user::Column::EmailFolded.eq(email)),
-        )
-        .all(db)
-        .await?;
+    let found = users::with_username_or_email(db, &username, &email).await?;
     let set = |change: Change<String>| match change {
         Change::Set(value) => Some(value),
         Change::Keep | Change::Clear => None,

@@ -79,6 +79,23 @@ pub struct NewUser {
     pub division_id: Option<i64>,
 }
 
+/// The users whose username folds to `username` or whose email folds to
+/// `email` (at most two: both keys are unique).
+pub async fn with_username_or_email(
+    db: &impl ConnectionTrait,
+    username: &str,
+    email: &str,
+) -> Result<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(
+            Condition::any()
+                .add(user::Column::UsernameFolded.eq(username))
+                .add(user::Column::EmailFolded.eq(email)),
+        )
+        .all(db)
+        .await?)
+}
+
 /// Which of `username` and `email` another user (not `except`) already has,
 /// as `CONFLICT` field messages. The unique indexes remain the last word.
 pub async fn taken_fields(
