@@ -7,9 +7,13 @@ use crate::error::Error;
 /// Where a page sits in its list.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PageInfo {
+    /// Rows follow this page (paging forward: more to fetch with `after`).
     pub has_next_page: bool,
+    /// Rows precede this page (paging backward: more with `before`).
     pub has_previous_page: bool,
+    /// The first row's cursor; null for an empty page.
     pub start_cursor: Option<String>,
+    /// The last row's cursor; null for an empty page.
     pub end_cursor: Option<String>,
 }
 
@@ -20,6 +24,7 @@ macro_rules! connection {
         pub struct $edge {
             /// Opaque; pass it as `after` or `before`.
             pub cursor: String,
+            #[doc = concat!("The ", $doc, ".")]
             pub node: $node,
         }
 
@@ -57,14 +62,17 @@ macro_rules! connection {
 
         #[Object]
         impl $connection {
+            #[doc = concat!("The page's ", $doc, "s, each with its cursor.")]
             async fn edges(&self) -> &[$edge] {
                 &self.edges
             }
 
+            #[doc = concat!("The page's ", $doc, "s, without cursors.")]
             async fn nodes(&self) -> Vec<$node> {
                 self.edges.iter().map(|edge| edge.node.clone()).collect()
             }
 
+            /// Where the page sits in the list.
             async fn page_info(&self) -> &PageInfo {
                 &self.page_info
             }

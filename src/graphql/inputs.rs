@@ -7,16 +7,26 @@ use super::{scalars::DateTime, types::DivisionType};
 /// Unicode case folding); `%`, `_` and `\` match themselves.
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct StringFilter {
+    /// Exactly this text, case included.
     pub exact: Option<String>,
+    /// This text, in any case.
     pub iexact: Option<String>,
+    /// Contains this text, case included.
     pub contains: Option<String>,
+    /// Contains this text, in any case.
     pub icontains: Option<String>,
+    /// Starts with this text, case included.
     pub startswith: Option<String>,
+    /// Starts with this text, in any case.
     pub istartswith: Option<String>,
+    /// Ends with this text, case included.
     pub endswith: Option<String>,
+    /// Ends with this text, in any case.
     pub iendswith: Option<String>,
+    /// Exactly one of these texts, case included.
     #[graphql(name = "in")]
     pub in_: Option<Vec<String>>,
+    /// true: the value is unset (only `phoneNumber` can be); false: set.
     pub is_null: Option<bool>,
     /// After this text in the order lists sort by: the case-folded text,
     /// compared byte by byte. A NULL value matches no comparison.
@@ -32,37 +42,59 @@ pub struct StringFilter {
 /// Every operator given must hold (AND).
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct IdFilter {
+    /// This id.
     pub exact: Option<ID>,
+    /// One of these ids.
     #[graphql(name = "in")]
     pub in_: Option<Vec<ID>>,
+    /// Ids above this one.
     pub gt: Option<ID>,
+    /// This id or above.
     pub gte: Option<ID>,
+    /// Ids below this one.
     pub lt: Option<ID>,
+    /// This id or below.
     pub lte: Option<ID>,
+    /// true: no id (a user without a division, a MAIN division's parent);
+    /// false: one.
     pub is_null: Option<bool>,
 }
 
 /// Every operator given must hold (AND).
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct DateTimeFilter {
+    /// At this second.
     pub exact: Option<DateTime>,
+    /// After this time.
     pub gt: Option<DateTime>,
+    /// At this time or after.
     pub gte: Option<DateTime>,
+    /// Before this time.
     pub lt: Option<DateTime>,
+    /// At this time or before.
     pub lte: Option<DateTime>,
+    /// true: never set (a user who never logged in); false: set.
     pub is_null: Option<bool>,
 }
 
 /// Conditions on users; all given must hold.
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct UserFilter {
+    /// The user's id.
     pub id: Option<IdFilter>,
+    /// The username.
     pub username: Option<StringFilter>,
+    /// The first name ("" when unset).
     pub first_name: Option<StringFilter>,
+    /// The last name ("" when unset).
     pub last_name: Option<StringFilter>,
+    /// Whether the account is active.
     pub is_active: Option<bool>,
+    /// When the account was created.
     pub date_joined: Option<DateTimeFilter>,
+    /// The user's division (`isNull: true`: none).
     pub division_id: Option<IdFilter>,
+    /// The type of the user's division.
     pub division_type: Option<DivisionType>,
     /// Member of a matching group.
     pub group_id: Option<IdFilter>,
@@ -76,34 +108,52 @@ pub struct UserFilter {
     pub is_staff: Option<bool>,
     /// Staff only.
     pub is_superuser: Option<bool>,
+    /// Every one of these holds.
     pub and: Option<Vec<UserFilter>>,
+    /// At least one of these holds (`[]`: none does).
     pub or: Option<Vec<UserFilter>>,
+    /// This does not hold.
     pub not: Option<Box<UserFilter>>,
 }
 
 /// Conditions on groups; all given must hold.
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct GroupFilter {
+    /// The group's id.
     pub id: Option<IdFilter>,
+    /// The group's name.
     pub name: Option<StringFilter>,
+    /// Every one of these holds.
     pub and: Option<Vec<GroupFilter>>,
+    /// At least one of these holds (`[]`: none does).
     pub or: Option<Vec<GroupFilter>>,
+    /// This does not hold.
     pub not: Option<Box<GroupFilter>>,
 }
 
 /// Conditions on divisions; all given must hold.
 #[derive(InputObject, Default, Clone, Debug)]
 pub struct DivisionFilter {
+    /// The division's id.
     pub id: Option<IdFilter>,
+    /// The division's name.
     pub name: Option<StringFilter>,
+    /// MAIN or SUB.
     pub division_type: Option<DivisionType>,
+    /// Whether the division is active.
     pub is_active: Option<bool>,
+    /// The MAIN division a SUB division belongs to (`isNull: true`: MAIN
+    /// divisions).
     pub parent_id: Option<IdFilter>,
+    /// Every one of these holds.
     pub and: Option<Vec<DivisionFilter>>,
+    /// At least one of these holds (`[]`: none does).
     pub or: Option<Vec<DivisionFilter>>,
+    /// This does not hold.
     pub not: Option<Box<DivisionFilter>>,
 }
 
+/// Which way an ordering runs.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum SortDirection {
     #[default]
@@ -126,24 +176,31 @@ pub enum UserOrderField {
 /// One ordering key. Text orders ignore case.
 #[derive(InputObject, Clone, Copy, Debug)]
 pub struct UserOrder {
+    /// The field to order by.
     pub field: UserOrderField,
+    /// Ascending by default.
     #[graphql(default_with = "Some(SortDirection::Asc)")]
     pub direction: Option<SortDirection>,
 }
 
+/// Orderable group fields.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum GroupOrderField {
     Id,
     Name,
 }
 
+/// One ordering key. Names order without regard to case.
 #[derive(InputObject, Clone, Copy, Debug)]
 pub struct GroupOrder {
+    /// The field to order by.
     pub field: GroupOrderField,
+    /// Ascending by default.
     #[graphql(default_with = "Some(SortDirection::Asc)")]
     pub direction: Option<SortDirection>,
 }
 
+/// Orderable division fields.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DivisionOrderField {
     Id,
@@ -151,9 +208,12 @@ pub enum DivisionOrderField {
     CreatedAt,
 }
 
+/// One ordering key. Names order without regard to case.
 #[derive(InputObject, Clone, Copy, Debug)]
 pub struct DivisionOrder {
+    /// The field to order by.
     pub field: DivisionOrderField,
+    /// Ascending by default.
     #[graphql(default_with = "Some(SortDirection::Asc)")]
     pub direction: Option<SortDirection>,
 }

@@ -18,16 +18,23 @@ use crate::{
 /// A new user, created by staff.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// 1–150 letters, digits and @ . + - _; unique without regard to case.
     pub username: String,
+    /// A valid address of at most 254 characters; unique without regard to case.
     pub email: String,
     /// Without one, the account cannot log in until a password is set.
     pub password: Option<String>,
+    /// At most 150 characters; "" when absent.
     pub first_name: Option<String>,
+    /// At most 150 characters; "" when absent.
     pub last_name: Option<String>,
+    /// Digits with optional + - . ( ) and spaces, at most 32 characters.
     pub phone_number: Option<String>,
     /// An active division.
     pub division_id: Option<ID>,
+    /// Groups the user joins.
     pub group_ids: Option<Vec<ID>>,
+    /// Whether the account can log in (default true).
     #[graphql(default_with = "Some(true)")]
     pub is_active: Option<bool>,
     /// Superusers only.
@@ -42,10 +49,15 @@ pub struct CreateUserInput {
 /// clears a nullable field (`phoneNumber`, `divisionId`).
 #[derive(InputObject)]
 pub struct UpdateUserInput {
+    /// A new username, unique without regard to case.
     pub username: MaybeUndefined<String>,
+    /// A new email, unique without regard to case.
     pub email: MaybeUndefined<String>,
+    /// A new first name; null clears it.
     pub first_name: MaybeUndefined<String>,
+    /// A new last name; null clears it.
     pub last_name: MaybeUndefined<String>,
+    /// A new phone number; null clears it.
     pub phone_number: MaybeUndefined<String>,
     /// Staff only; an active division.
     pub division_id: MaybeUndefined<ID>,
@@ -96,6 +108,7 @@ pub struct CreateGroupInput {
 
 #[derive(InputObject)]
 pub struct UpdateGroupInput {
+    /// A new name, unique without regard to case.
     pub name: MaybeUndefined<String>,
 }
 
@@ -103,6 +116,7 @@ pub struct UpdateGroupInput {
 pub struct CreateDivisionInput {
     /// Unique without regard to case.
     pub name: String,
+    /// MAIN (no parent) or SUB (under a MAIN division).
     pub division_type: DivisionType,
     /// Required for SUB (a MAIN division), absent for MAIN.
     pub parent_id: Option<ID>,
@@ -110,6 +124,7 @@ pub struct CreateDivisionInput {
 
 #[derive(InputObject)]
 pub struct UpdateDivisionInput {
+    /// A new name, unique without regard to case.
     pub name: MaybeUndefined<String>,
     /// A SUB division may move to another MAIN division.
     pub parent_id: MaybeUndefined<ID>,
@@ -305,6 +320,7 @@ impl AdminMutation {
         )
     }
 
+    /// Staff create a group.
     async fn create_group(
         &self,
         ctx: &Context<'_>,
@@ -318,6 +334,7 @@ impl AdminMutation {
         ))
     }
 
+    /// Staff rename a group.
     async fn update_group(
         &self,
         ctx: &Context<'_>,
@@ -344,6 +361,7 @@ impl AdminMutation {
             .to_string()))
     }
 
+    /// Staff create a division (SUB under a MAIN parent).
     async fn create_division(
         &self,
         ctx: &Context<'_>,
@@ -362,6 +380,7 @@ impl AdminMutation {
         Ok(Division(division.into()))
     }
 
+    /// Staff rename a division or move a SUB division to another MAIN one.
     async fn update_division(
         &self,
         ctx: &Context<'_>,

@@ -17,8 +17,12 @@ pub struct RegisterInput {
     pub username: String,
     /// A valid address of at most 254 characters; unique without regard to case.
     pub email: String,
+    /// At least 8 characters (configurable), at most 1024; not common, not
+    /// all digits, not like the username, email or names.
     pub password: String,
+    /// At most 150 characters; "" when absent.
     pub first_name: Option<String>,
+    /// At most 150 characters; "" when absent.
     pub last_name: Option<String>,
 }
 
@@ -27,6 +31,7 @@ pub struct RegisterInput {
 pub struct LoginInput {
     /// The username or the email address, in any case.
     pub username: String,
+    /// The account's password.
     pub password: String,
 }
 

@@ -39,6 +39,7 @@ pub struct Division(pub Arc<division::Model>);
 
 #[Object]
 impl Division {
+    /// The database id, as a decimal string.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -48,10 +49,12 @@ impl Division {
         &self.0.name
     }
 
+    /// MAIN, or SUB under a MAIN division.
     async fn division_type(&self) -> DivisionType {
         self.0.division_type.into()
     }
 
+    /// Users cannot be given an inactive division, nor activated in one.
     async fn is_active(&self) -> bool {
         self.0.is_active
     }
@@ -68,6 +71,7 @@ impl Division {
             .map(Division))
     }
 
+    /// When the division was created.
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }

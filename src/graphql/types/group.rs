@@ -26,6 +26,7 @@ impl From<group::Model> for Group {
 
 #[Object]
 impl Group {
+    /// The database id, as a decimal string.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
