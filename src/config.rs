@@ -44,6 +44,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
 pub const DEFAULT_PASSWORD_HASH_QUEUE: usize = 32;
 pub const DEFAULT_PASSWORD_HASH_WAIT_MS: u64 = 2_000;
 pub const DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES: u32 = 100;
+pub const DEFAULT_LOGIN_KNOWN_CLIENT_DAYS: u64 = 30;
 pub const DEFAULT_CLIENT_BUDGET_BURST: u32 = 30;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
@@ -123,6 +124,12 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_LOGIN_ACCOUNT_MAX_FAILURES", default_value_t = DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), value_name = "N")]
     pub login_account_max_failures: u32,
+    /// Days a client network that logged in to an account stays exempt from
+    /// that account's ceiling (so a spread guess cannot lock the owner out
+    /// where the owner logs in); 0: never exempt.
+    #[arg(long, env = "ROSTER_LOGIN_KNOWN_CLIENT_DAYS", default_value_t = DEFAULT_LOGIN_KNOWN_CLIENT_DAYS,
+          value_parser = clap::value_parser!(u64).range(0..=3_660), value_name = "DAYS")]
+    pub login_known_client_days: u64,
     /// Requests that hash a password or present a refresh token
     /// (`register`, `login`, `refreshToken`, `changePassword`) one client
     /// network may make at once.
@@ -337,6 +344,7 @@ impl Default for Settings {
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_window_secs: DEFAULT_LOGIN_WINDOW_SECS,
             login_account_max_failures: DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES,
+            login_known_client_days: DEFAULT_LOGIN_KNOWN_CLIENT_DAYS,
             client_budget_burst: DEFAULT_CLIENT_BUDGET_BURST,
             client_budget_per_minute: DEFAULT_CLIENT_BUDGET_PER_MINUTE,
             password_hash_concurrency: None,
@@ -411,6 +419,7 @@ pub struct Config {
     pub login_max_failures: u32,
     pub login_window: Duration,
     pub login_account_max_failures: u32,
+    pub login_known_client: Duration,
     pub client_budget: ClientBudget,
     pub hash_limits: HashLimits,
     pub trusted_proxies: TrustedProxies,
@@ -474,6 +483,7 @@ impl Config {
             login_max_failures: settings.login_max_failures,
             login_window: Duration::from_secs(settings.login_window_secs),
             login_account_max_failures: settings.login_account_max_failures,
+            login_known_client: Duration::from_secs(settings.login_known_client_days * 86_400),
             client_budget: ClientBudget {
                 burst: settings.client_budget_burst,
                 per_minute: settings.client_budget_per_minute,

@@ -16,7 +16,12 @@ use tokio::net::TcpListener;
 use crate::{
     config::Config,
     request_deadline, services,
-    services::{client_budget, password_hash::Hasher, read_cache::ReadCaches},
+    services::{
+        client_budget,
+        login_limit::{self, LoginLimit},
+        password_hash::Hasher,
+        read_cache::ReadCaches,
+    },
     state::AppState,
 };
 
@@ -145,23 +150,29 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
         let pool = db.get_postgres_connection_pool().connect_options();
         spawn_listener((*pool).clone(), &caches);
     }
-    tokio::spawn(prune_client_budgets(db.clone()));
-    Ok(AppState {
+    let state = AppState {
         db,
         hasher: Arc::new(Hasher::new(config.hash_limits)),
         config: Arc::new(config),
         tokens: Arc::new(services::tokens::TokenKeys::new(&secret)),
         caches,
         checkpoints: Arc::default(),
-    })
+    };
+    tokio::spawn(prune_limits(state.db.clone(), state.login_limit()));
+    Ok(state)
 }
 
-/// Forgets, once a minute, the client budgets that are full again.
-async fn prune_client_budgets(db: DatabaseConnection) {
+/// Forgets, once a minute, the client budgets that are full again and the
+/// clients whose last login to an account is past the known-client period.
+async fn prune_limits(db: DatabaseConnection, limit: LoginLimit) {
     loop {
         tokio::time::sleep(client_budget::PRUNE_EVERY).await;
-        if let Err(error) = client_budget::prune(&db).await {
-            tracing::debug!(%error, "cannot prune the client budgets");
+        let pruned = match client_budget::prune(&db).await {
+            Ok(()) => login_limit::prune_known_clients(&db, limit).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = pruned {
+            tracing::debug!(%error, "cannot prune the limits' records");
         }
     }
 }

@@ -37,6 +37,7 @@ impl AppState {
             max_failures: self.config.login_max_failures,
             account_max_failures: Some(self.config.login_account_max_failures),
             window: self.config.login_window,
+            known_client_for: self.config.login_known_client,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct LoginLimit {
     /// Failures of one account from all clients; `None`: no such ceiling.
     pub account_max_failures: Option<u32>,
     pub window: Duration,
+    /// How long a client that logged in to an account stays exempt from
+    /// that account's ceiling; zero: never.
+    pub known_client_for: Duration,
 }
 
 /// What failed logins are counted under.
@@ -138,6 +141,7 @@ pub async fn begin(
         over = Some(of_client());
     } else if let Some(ceiling) = limit.account_max_failures
         && of_subject().count(db).await? > u64::from(ceiling)
+        && !known_client(db, limit, &subject, client).await?
     {
         over = Some(of_subject());
     }
@@ -173,13 +177,62 @@ impl Attempt {
     }
 
     /// The attempt succeeded: earlier failures of this account and client
-    /// are forgotten.
+    /// are forgotten, and the client is known to the account from now on.
     pub async fn succeeded(self, db: &impl ConnectionTrait) -> Result<()> {
         login_failure::Entity::delete_many()
-            .filter(login_failure::Column::IdentifierFolded.eq(self.subject))
-            .filter(login_failure::Column::Client.eq(self.client))
+            .filter(login_failure::Column::IdentifierFolded.eq(self.subject.as_str()))
+            .filter(login_failure::Column::Client.eq(self.client.as_str()))
             .exec(db)
             .await?;
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "INSERT INTO login_successes (subject, client, succeeded_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject, client) DO UPDATE SET succeeded_at_ms = excluded.succeeded_at_ms",
+            [
+                self.subject.into(),
+                self.client.into(),
+                clock::now().timestamp_millis().into(),
+            ],
+        ))
+        .await?;
         Ok(())
     }
+}
+
+fn known_since(limit: LoginLimit) -> i64 {
+    let period = i64::try_from(limit.known_client_for.as_millis()).unwrap_or(i64::MAX);
+    clock::now().timestamp_millis().saturating_sub(period)
+}
+
+/// Whether `client` logged in to the account `subject` within the
+/// known-client period.
+async fn known_client(
+    db: &impl ConnectionTrait,
+    limit: LoginLimit,
+    subject: &str,
+    client: &str,
+) -> Result<bool> {
+    if limit.known_client_for.is_zero() {
+        return Ok(false);
+    }
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "SELECT 1 FROM login_successes WHERE subject = $1 AND client = $2 AND succeeded_at_ms >= $3",
+            [subject.into(), client.into(), known_since(limit).into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Forgets the clients whose last login to an account is older than the
+/// known-client period.
+pub async fn prune_known_clients(db: &impl ConnectionTrait, limit: LoginLimit) -> Result<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "DELETE FROM login_successes WHERE succeeded_at_ms < $1",
+        [known_since(limit).into()],
+    ))
+    .await?;
+    Ok(())
 }

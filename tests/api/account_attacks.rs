@@ -150,6 +150,13 @@ async fn the_account_ceiling_stops_a_spread_guess_and_no_client_locks_out_anothe
         .as_u64()
         .unwrap();
     assert!((895..=900).contains(&retry_after), "{retry_after}");
+    // Where the owner logged in before, the ceiling does not hold them out.
+    assert_eq!(
+        login_from(&app, "192.0.2.2", "alice", PASSWORD)
+            .await
+            .codes(),
+        no_errors()
+    );
     // Another account is not affected.
     app.create_user("bob", false, false).await;
     assert_eq!(
@@ -157,6 +164,33 @@ async fn the_account_ceiling_stops_a_spread_guess_and_no_client_locks_out_anothe
             .await
             .codes(),
         no_errors()
+    );
+}
+
+#[tokio::test]
+async fn without_known_clients_the_ceiling_holds_everyone_out() {
+    let app = spawn_app_with(|c| {
+        behind_proxy(c);
+        c.login_max_failures = 2;
+        c.login_account_max_failures = 2;
+        c.login_known_client = std::time::Duration::ZERO;
+    })
+    .await;
+    app.create_user("alice", false, false).await;
+    assert_eq!(
+        login_from(&app, "192.0.2.2", "alice", PASSWORD)
+            .await
+            .codes(),
+        no_errors()
+    );
+    for client in ["192.0.2.3", "192.0.2.4"] {
+        login_from(&app, client, "alice", "wrong").await;
+    }
+    assert_eq!(
+        login_from(&app, "192.0.2.2", "alice", PASSWORD)
+            .await
+            .codes(),
+        vec!["RATE_LIMITED"]
     );
 }
 
