@@ -43,6 +43,7 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 2_048;
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
 pub const DEFAULT_PASSWORD_HASH_QUEUE: usize = 32;
 pub const DEFAULT_PASSWORD_HASH_WAIT_MS: u64 = 2_000;
+pub const DEFAULT_PASSWORD_HASH_PER_CLIENT: usize = 4;
 pub const DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES: u32 = 100;
 pub const DEFAULT_LOGIN_KNOWN_CLIENT_DAYS: u64 = 30;
 pub const DEFAULT_CLIENT_BUDGET_BURST: u32 = 30;
@@ -153,6 +154,11 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_PASSWORD_HASH_WAIT_MS", default_value_t = DEFAULT_PASSWORD_HASH_WAIT_MS,
           value_parser = clap::value_parser!(u64).range(1..=60_000), value_name = "MS")]
     pub password_hash_wait_ms: u64,
+    /// Requests of one client network that may wait for or hold a hashing
+    /// thread; more are refused at once (`RATE_LIMITED`).
+    #[arg(long, env = "ROSTER_PASSWORD_HASH_PER_CLIENT", default_value_t = DEFAULT_PASSWORD_HASH_PER_CLIENT,
+          value_parser = parse_positive_usize, value_name = "N")]
+    pub password_hash_per_client: usize,
     /// Proxies whose X-Forwarded-For (or Forwarded) header names the client,
     /// comma separated (`10.0.0.0/8,2001:db8::1`); none when unset.
     #[arg(long, env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',', value_name = "NETWORKS",
@@ -350,6 +356,7 @@ impl Default for Settings {
             password_hash_concurrency: None,
             password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
             password_hash_wait_ms: DEFAULT_PASSWORD_HASH_WAIT_MS,
+            password_hash_per_client: DEFAULT_PASSWORD_HASH_PER_CLIENT,
             trusted_proxies: Vec::new(),
             trusted_proxy_header: ForwardedHeader::XForwardedFor,
             open_registration: true,
@@ -495,6 +502,7 @@ impl Config {
                 ),
                 queue: settings.password_hash_queue,
                 wait: Duration::from_millis(settings.password_hash_wait_ms),
+                per_client: settings.password_hash_per_client,
             },
             trusted_proxies: TrustedProxies {
                 networks: settings.trusted_proxies,

@@ -81,6 +81,7 @@ pub async fn register(
     if !taken.is_empty() {
         return Err(Error::Conflict(taken));
     }
+    let _share = state.hasher.share(client)?;
     let password_hash = state.hasher.hash(registration.password).await?;
     let new = NewUser {
         username,
@@ -128,6 +129,7 @@ pub async fn login(
         return Err(Error::Unauthenticated(BAD_CREDENTIALS));
     }
     client_budget::spend(&state.db, state.client_budget(), client).await?;
+    let _share = state.hasher.share(client)?;
     let folded = fold(identifier);
     let user = find_by_identifier(&state.db, &folded).await?;
     let subject = user
@@ -324,6 +326,7 @@ pub async fn change_password(
         .filter(|user| user.is_active && user.token_version == viewer.token_version)
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
     client_budget::spend(&state.db, state.client_budget(), client).await?;
+    let _share = state.hasher.share(client)?;
     // A stolen access token must not buy unlimited guesses at the password:
     // wrong current passwords are limited as failed logins are.
     let subject = Subject::PasswordChange(fresh.id);

@@ -17,6 +17,7 @@
 //! reuses it: memory held for hashing is `concurrency` × 19 MiB, whatever
 //! the load.
 use std::{
+    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex, OnceLock, PoisonError,
@@ -203,6 +204,10 @@ pub struct HashLimits {
     pub queue: usize,
     /// Longest a request waits for a thread before it is refused.
     pub wait: Duration,
+    /// Requests of one client network waiting for or holding a thread;
+    /// beyond that, refused at once, so that one network cannot take the
+    /// whole queue.
+    pub per_client: usize,
 }
 
 impl HashLimits {
@@ -213,6 +218,7 @@ impl HashLimits {
             concurrency: 1,
             queue: 1,
             wait: Duration::from_secs(60),
+            per_client: 1,
         }
     }
 }
@@ -224,6 +230,8 @@ pub struct Hasher {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     computed: Arc<AtomicU64>,
+    /// Requests of each client network waiting for or holding a thread.
+    clients: Mutex<HashMap<String, usize>>,
     limits: HashLimits,
     jobs: Mutex<mpsc::Sender<Job>>,
 }
@@ -234,6 +242,29 @@ struct InQueue<'a>(&'a AtomicUsize);
 impl Drop for InQueue<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One request's place in its client network's share of the hashing
+/// threads and queue; given back when dropped.
+pub struct ClientShare<'a> {
+    hasher: &'a Hasher,
+    client: String,
+}
+
+impl Drop for ClientShare<'_> {
+    fn drop(&mut self) {
+        let mut clients = self
+            .hasher
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = clients.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                clients.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -284,6 +315,7 @@ impl Hasher {
             slots: Arc::new(Semaphore::new(concurrency)),
             waiting: AtomicUsize::new(0),
             computed: Arc::default(),
+            clients: Mutex::default(),
             limits: HashLimits {
                 concurrency,
                 ..limits
@@ -297,6 +329,24 @@ impl Hasher {
     pub fn load(&self) -> (usize, usize) {
         let busy = self.limits.concurrency - self.slots.available_permits();
         (busy, self.waiting.load(Ordering::SeqCst))
+    }
+
+    /// Counts one request of `client` among those that wait for or hold a
+    /// hashing thread until the result is dropped, or refuses it with
+    /// `RATE_LIMITED` when that network has `per_client` of them already.
+    pub fn share(&self, client: &str) -> Result<ClientShare<'_>> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = clients.entry(client.to_owned()).or_insert(0);
+        if *count >= self.limits.per_client.max(1) {
+            return Err(Error::TooManyRequests {
+                retry_after_secs: 1,
+            });
+        }
+        *count += 1;
+        Ok(ClientShare {
+            hasher: self,
+            client: client.to_owned(),
+        })
     }
 
     /// Hashes computed (or verified) so far.
@@ -390,6 +440,7 @@ mod tests {
             concurrency,
             queue,
             wait: Duration::from_millis(wait_ms),
+            per_client: 2,
         })
     }
 
@@ -517,6 +568,24 @@ mod tests {
 
     fn hasher_with_wait(wait_ms: u64) -> Hasher {
         hasher(1, 8, wait_ms)
+    }
+
+    #[test]
+    fn one_network_gets_its_share_and_no_more() {
+        let hasher = hasher(1, 8, 10);
+        let first = hasher.share("192.0.2.1");
+        let second = hasher.share("192.0.2.1");
+        assert!(first.is_ok() && second.is_ok());
+        assert!(matches!(
+            hasher.share("192.0.2.1"),
+            Err(Error::TooManyRequests { .. })
+        ));
+        assert!(hasher.share("192.0.2.2").is_ok());
+        drop(first);
+        assert!(hasher.share("192.0.2.1").is_ok());
+        drop(second);
+        let clients = hasher.clients.lock().map(|c| c.len()).unwrap_or(usize::MAX);
+        assert_eq!(clients, 0);
     }
 
     #[tokio::test]

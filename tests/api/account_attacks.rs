@@ -442,6 +442,7 @@ async fn hashing_has_a_bounded_queue_and_a_refusal_counts_as_no_failure() {
             concurrency: 1,
             queue: 1,
             wait: std::time::Duration::from_millis(300),
+            per_client: 8,
         };
     })
     .await;
@@ -475,6 +476,50 @@ async fn hashing_has_a_bounded_queue_and_a_refusal_counts_as_no_failure() {
     drop(taken);
     assert_eq!(app.state.hasher.load(), (0, 0));
     assert_eq!(login(&app, "alice", PASSWORD).await.codes(), no_errors());
+}
+
+#[tokio::test]
+async fn one_network_cannot_take_the_whole_hashing_queue() {
+    let app = spawn_app_with(|c| {
+        behind_proxy(c);
+        c.hash_limits = HashLimits {
+            concurrency: 1,
+            queue: 8,
+            wait: std::time::Duration::from_secs(2),
+            per_client: 1,
+        };
+    })
+    .await;
+    let taken = app.state.hasher.occupy().await.unwrap();
+    // The first waits in the queue; the second of its network is refused at
+    // once, though the queue has room; another network's waits too.
+    let first = login_from_spawned(&app, "192.0.2.1");
+    while app.state.hasher.load().1 == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = login_from(&app, "192.0.2.1", "guess", "wrong").await;
+    assert_eq!(second.codes(), vec!["RATE_LIMITED"]);
+    assert_eq!(second.body["errors"][0]["message"], json!(BUDGET_SPENT));
+    let other = login_from_spawned(&app, "192.0.2.2");
+    while app.state.hasher.load().1 < 2 {
+        tokio::task::yield_now().await;
+    }
+    drop(taken);
+    for reply in [first.await.unwrap(), other.await.unwrap()] {
+        assert_eq!(reply.codes(), vec!["UNAUTHENTICATED"]);
+    }
+}
+
+/// A login from `client` on a task of its own.
+fn login_from_spawned(app: &TestApp, client: &'static str) -> tokio::task::JoinHandle<Reply> {
+    let (http, url) = (app.client.clone(), format!("{}/graphql", app.url));
+    tokio::spawn(async move {
+        let request = http
+            .post(url)
+            .header("x-forwarded-for", client)
+            .json(&json!({ "query": LOGIN, "variables": { "u": "guess", "p": "wrong" } }));
+        Reply::from(request.send().await.unwrap()).await
+    })
 }
 
 #[tokio::test]

@@ -499,7 +499,12 @@ async fn the_limit_lifts_when_the_window_has_passed() {
 
 #[tokio::test]
 async fn aliases_and_batches_cannot_bypass_the_login_limit() {
-    let app = spawn_app_with(|c| c.login_max_failures = 5).await;
+    let app = spawn_app_with(|c| {
+        c.login_max_failures = 5;
+        // The login limit alone: no network's share of the hashing threads.
+        c.hash_limits.per_client = 64;
+    })
+    .await;
     app.create_user("alice", false, false).await;
     let aliases: String = (0..8)
         .map(|i| format!("a{i}: login(input: {{username: \"alice\", password: \"wrong{i}\"}}) {{ tokenType }} "))
