@@ -255,8 +255,8 @@ async fn register_flood(
 }
 
 /// Issue 13's flood: hundreds of concurrent registrations. Taken names
-/// cost no hash at all; fresh names (with the client budget lifted, as if
-/// they came from as many networks) are hashed two at a time, the rest are
+/// cost no hash at all; fresh names (with the client budget and share
+/// lifted, as if they came from as many networks) are hashed two at a time, the rest are
 /// refused with `SERVICE_UNAVAILABLE` once the queue is full, and the
 /// process's peak memory stays within the bound the README states:
 /// the idle process, plus 20 MiB per hashing thread, plus what the
@@ -268,6 +268,7 @@ async fn a_registration_flood_stays_within_the_hashing_memory_bound() {
     let settings = [
         ("ROSTER_MAX_CONNECTIONS_PER_CLIENT", "2048"),
         ("ROSTER_CLIENT_BUDGET_BURST", "1000000"),
+        ("ROSTER_PASSWORD_HASH_PER_CLIENT", "1000000"),
         ("ROSTER_PASSWORD_HASH_CONCURRENCY", "2"),
     ];
     let server = tokio::task::spawn_blocking(move || start_with(&database_url, &settings))
