@@ -74,6 +74,7 @@ pub async fn register(
         return Err(Error::BadUserInput(errors));
     };
     errors.into_result()?;
+    let _share = state.hasher.share(client)?;
     // Spent before the uniqueness check too: that answer says whether an
     // email is registered, and must not be had at database speed.
     client_budget::spend(&state.db, state.client_budget(), client).await?;
@@ -81,7 +82,6 @@ pub async fn register(
     if !taken.is_empty() {
         return Err(Error::Conflict(taken));
     }
-    let _share = state.hasher.share(client)?;
     let password_hash = state.hasher.hash(registration.password).await?;
     let new = NewUser {
         username,
@@ -128,8 +128,8 @@ pub async fn login(
     if identifier.len() > 4 * longest || identifier.chars().count() > longest {
         return Err(Error::Unauthenticated(BAD_CREDENTIALS));
     }
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let _share = state.hasher.share(client)?;
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let folded = fold(identifier);
     let user = find_by_identifier(&state.db, &folded).await?;
     let subject = user
@@ -295,6 +295,7 @@ async fn replace_password(
         return Ok(false);
     }
     refresh_tokens::revoke_all_of_user(&txn, user_id).await?;
+    login_limit::forget_known_clients(&txn, user_id).await?;
     txn.commit().await?;
     Ok(true)
 }
@@ -325,8 +326,8 @@ pub async fn change_password(
         .await?
         .filter(|user| user.is_active && user.token_version == viewer.token_version)
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
     let _share = state.hasher.share(client)?;
+    client_budget::spend(&state.db, state.client_budget(), client).await?;
     // A stolen access token must not buy unlimited guesses at the password:
     // wrong current passwords are limited as failed logins are.
     let subject = Subject::PasswordChange(fresh.id);

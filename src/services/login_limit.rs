@@ -184,17 +184,23 @@ impl Attempt {
             .filter(login_failure::Column::Client.eq(self.client.as_str()))
             .exec(db)
             .await?;
-        db.execute_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "INSERT INTO login_successes (subject, client, succeeded_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (subject, client) DO UPDATE SET succeeded_at_ms = excluded.succeeded_at_ms",
-            [
-                self.subject.into(),
-                self.client.into(),
-                clock::now().timestamp_millis().into(),
-            ],
-        ))
-        .await?;
+        // The login has been issued already: a record that cannot be written
+        // costs this network its exemption, not the user their login.
+        let known = db
+            .execute_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "INSERT INTO login_successes (subject, client, succeeded_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subject, client) DO UPDATE SET succeeded_at_ms = excluded.succeeded_at_ms",
+                [
+                    self.subject.into(),
+                    self.client.into(),
+                    clock::now().timestamp_millis().into(),
+                ],
+            ))
+            .await;
+        if let Err(error) = known {
+            tracing::debug!(%error, "cannot record a known client");
+        }
         Ok(())
     }
 }
@@ -223,6 +229,19 @@ async fn known_client(
         ))
         .await?;
     Ok(row.is_some())
+}
+
+/// Forgets every client known to the user `user_id`'s account: when its
+/// sessions end (a password change or reset, deactivation, deletion), a
+/// network that logged in with the old password is known no longer.
+pub async fn forget_known_clients(db: &impl ConnectionTrait, user_id: i64) -> Result<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "DELETE FROM login_successes WHERE subject = $1",
+        [Subject::User(user_id).key().into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Forgets the clients whose last login to an account is older than the

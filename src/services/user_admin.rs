@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use super::{
+    login_limit,
     password_hash::Hasher,
     refresh_tokens,
     users::{self, NewUser},
@@ -336,6 +337,18 @@ pub async fn upsert(
     if !is_staff(viewer) {
         return Err(forbidden("Only staff may create or update users this way."));
     }
+    // Null means the same on both paths: these fields cannot be cleared.
+    let mut errors = FieldErrors::new();
+    let cleared = [
+        ("firstName", matches!(input.first_name, Change::Clear)),
+        ("lastName", matches!(input.last_name, Change::Clear)),
+        ("isStaff", matches!(input.is_staff, Change::Clear)),
+        ("isSuperuser", matches!(input.is_superuser, Change::Clear)),
+    ];
+    for (field, _) in cleared.iter().filter(|(_, cleared)| *cleared) {
+        errors.add(field, NOT_NULL);
+    }
+    errors.into_result()?;
     let (username, email) = (fold(input.username.trim()), fold(input.email.trim()));
     let found = users::with_username_or_email(db, &username, &email).await?;
     let set = |change: Change<String>| match change {
@@ -361,6 +374,12 @@ pub async fn upsert(
             Ok((user, true))
         }
         [existing] => {
+            // A flag given as it already is changes nothing, so a script
+            // run again by staff who may not set flags still passes.
+            let unless_same = |change: Change<bool>, current: bool| match change {
+                Change::Set(value) if value == current => Change::Keep,
+                other => other,
+            };
             let update_input = UpdateUser {
                 username: Change::Set(input.username),
                 email: Change::Set(input.email),
@@ -368,8 +387,8 @@ pub async fn upsert(
                 last_name: input.last_name,
                 phone_number: input.phone_number,
                 division_id: input.division_id,
-                is_staff: input.is_staff,
-                is_superuser: input.is_superuser,
+                is_staff: unless_same(input.is_staff, existing.is_staff),
+                is_superuser: unless_same(input.is_superuser, existing.is_superuser),
             };
             let user = update(db, viewer, existing.id, update_input).await?;
             Ok((user, false))
@@ -567,6 +586,7 @@ pub async fn deactivate(
         .await?;
     ensure_a_superuser_remains(&txn, target.is_superuser).await?;
     refresh_tokens::revoke_all_of_user(&txn, id).await?;
+    login_limit::forget_known_clients(&txn, id).await?;
     let user = user::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -585,6 +605,7 @@ pub async fn delete(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> R
     lock_superusers(&txn).await?;
     let target = staff_target(&txn, viewer, id).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
+    login_limit::forget_known_clients(&txn, id).await?;
     ensure_a_superuser_remains(&txn, target.is_superuser && target.is_active).await?;
     txn.commit().await?;
     Ok(id)

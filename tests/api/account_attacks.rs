@@ -195,6 +195,41 @@ async fn without_known_clients_the_ceiling_holds_everyone_out() {
 }
 
 #[tokio::test]
+async fn a_password_reset_forgets_the_known_networks() {
+    let app = spawn_app_with(|c| {
+        behind_proxy(c);
+        c.login_max_failures = 2;
+        c.login_account_max_failures = 2;
+    })
+    .await;
+    let alice = app.create_user("alice", false, false).await;
+    let root = app.create_user("root", true, true).await;
+    assert_eq!(
+        login_from(&app, "192.0.2.2", "alice", PASSWORD)
+            .await
+            .codes(),
+        no_errors()
+    );
+    let reset = app
+        .gql_as(
+            Some(&app.token_for(&root)),
+            "mutation($id: ID!, $p: String!) { setUserPassword(id: $id, password: $p) }",
+            json!({ "id": alice.id.to_string(), "p": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(reset.codes(), no_errors());
+    for client in ["192.0.2.3", "192.0.2.4"] {
+        login_from(&app, client, "alice", "wrong").await;
+    }
+    assert_eq!(
+        login_from(&app, "192.0.2.2", "alice", NEW_PASSWORD)
+            .await
+            .codes(),
+        vec!["RATE_LIMITED"]
+    );
+}
+
+#[tokio::test]
 async fn ipv6_clients_are_counted_by_their_64() {
     let app = spawn_app_with(|c| {
         behind_proxy(c);

@@ -1071,3 +1071,29 @@ async fn upsert_user_keeps_the_rules_of_create_and_update() {
     assert_eq!(unchanged.first_name, c.regular.first_name);
     assert_eq!(user::Entity::find().count(c.app.db()).await.unwrap(), 4);
 }
+
+#[tokio::test]
+async fn upsert_user_means_the_same_by_null_and_by_an_unchanged_flag_either_way() {
+    let c = cast().await;
+    for username in ["regular", "newcomer"] {
+        let reply = c
+            .as_user(
+                &c.staff,
+                UPSERT,
+                json!({ "input": { "username": username, "email": format!("{username}@example.com"), "firstName": null, "isStaff": null } }),
+            )
+            .await;
+        assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"], "{username}");
+        assert_eq!(
+            fields(&reply),
+            json!({ "firstName": ["This field may not be null."], "isStaff": ["This field may not be null."] })
+        );
+    }
+    // Staff who may not set flags run the same script twice.
+    let input = json!({ "input": { "username": "scripted", "email": "scripted@example.com", "isStaff": false, "isSuperuser": false } });
+    for _ in 0..2 {
+        let reply = c.as_user(&c.staff, UPSERT, input.clone()).await;
+        assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+    }
+    assert_eq!(user::Entity::find().count(c.app.db()).await.unwrap(), 5);
+}

@@ -53,9 +53,9 @@ pub struct UpdateUserInput {
     pub username: MaybeUndefined<String>,
     /// A new email, unique without regard to case.
     pub email: MaybeUndefined<String>,
-    /// A new first name; null clears it.
+    /// A new first name ("" for none).
     pub first_name: MaybeUndefined<String>,
-    /// A new last name; null clears it.
+    /// A new last name ("" for none).
     pub last_name: MaybeUndefined<String>,
     /// A new phone number; null clears it.
     pub phone_number: MaybeUndefined<String>,
@@ -80,9 +80,9 @@ pub struct UpsertUserInput {
     /// Only when the user is created: an existing user's password is set
     /// with `setUserPassword`.
     pub password: Option<String>,
-    /// Absent: kept (or "" for a new user); null clears it.
+    /// Absent: kept (or "" for a new user).
     pub first_name: MaybeUndefined<String>,
-    /// Absent: kept (or "" for a new user); null clears it.
+    /// Absent: kept (or "" for a new user).
     pub last_name: MaybeUndefined<String>,
     /// Absent: kept (or none for a new user); null clears it.
     pub phone_number: MaybeUndefined<String>,
@@ -94,9 +94,11 @@ pub struct UpsertUserInput {
     /// Only when the user is created (default true): an existing user is
     /// activated or deactivated with `activateUser` and `deactivateUser`.
     pub is_active: Option<bool>,
-    /// Superusers only. Absent: kept (or false).
+    /// Superusers only, unless given as it already is. Absent: kept (or
+    /// false).
     pub is_staff: MaybeUndefined<bool>,
-    /// Superusers only. Absent: kept (or false).
+    /// Superusers only, unless given as it already is. Absent: kept (or
+    /// false).
     pub is_superuser: MaybeUndefined<bool>,
 }
 
