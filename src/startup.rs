@@ -162,16 +162,18 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
     Ok(state)
 }
 
-/// Forgets, once a minute, the client budgets that are full again and the
-/// clients whose last login to an account is past the known-client period.
+/// Forgets, once a minute, the client budgets that are full again, the
+/// failed logins past the window, and the clients whose last login to an
+/// account is past the known-client period.
 async fn prune_limits(db: DatabaseConnection, limit: LoginLimit) {
     loop {
         tokio::time::sleep(client_budget::PRUNE_EVERY).await;
-        let pruned = match client_budget::prune(&db).await {
-            Ok(()) => login_limit::prune_known_clients(&db, limit).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = pruned {
+        let pruned = [
+            client_budget::prune(&db).await,
+            login_limit::prune_failures(&db, limit).await,
+            login_limit::prune_known_clients(&db, limit).await,
+        ];
+        for error in pruned.into_iter().filter_map(Result::err) {
             tracing::debug!(%error, "cannot prune the limits' records");
         }
     }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use entity::login_failure;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
 use crate::{
@@ -92,7 +92,7 @@ fn retry_after(limit: LoginLimit, oldest: chrono::DateTime<chrono::Utc>) -> u64 
 }
 
 /// Records an attempt, or refuses it with `RATE_LIMITED` when a limit is
-/// reached. Also prunes failures older than the window.
+/// reached.
 pub async fn begin(
     db: &(impl ConnectionTrait + TransactionTrait),
     limit: LoginLimit,
@@ -101,26 +101,14 @@ pub async fn begin(
 ) -> Result<Attempt> {
     let since = window_start(limit);
     let subject = subject.key();
-    login_failure::Entity::delete_many()
-        .filter(login_failure::Column::FailedAt.lt(since))
-        .exec(db)
-        .await?;
     let txn = db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // What is counted together is serialized together: the account's
-        // attempts from every client when it has a ceiling, else one
-        // client's.
-        let lock = match limit.account_max_failures {
-            Some(_) => format!("login:{subject}"),
-            None => format!("login:{subject}:{client}"),
-        };
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [lock.into()],
-        ))
-        .await?;
-    }
+    // What is counted together is serialized together: the account's
+    // attempts from every client when it has a ceiling, else one client's.
+    let lock = match limit.account_max_failures {
+        Some(_) => format!("login:{subject}"),
+        None => format!("login:{subject}:{client}"),
+    };
+    super::lock_on_postgres(&txn, lock).await?;
     let db = &txn;
     let attempt = login_failure::ActiveModel {
         identifier_folded: Set(subject.clone()),
@@ -229,6 +217,17 @@ async fn known_client(
         ))
         .await?;
     Ok(row.is_some())
+}
+
+/// Forgets the failures older than the window (they count no more; this
+/// only keeps the table small), in the background rather than on every
+/// attempt.
+pub async fn prune_failures(db: &impl ConnectionTrait, limit: LoginLimit) -> Result<()> {
+    login_failure::Entity::delete_many()
+        .filter(login_failure::Column::FailedAt.lt(window_start(limit)))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Forgets every client known to the user `user_id`'s account: when its

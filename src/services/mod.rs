@@ -13,6 +13,25 @@ pub mod tokens;
 pub mod user_admin;
 pub mod users;
 
+/// On PostgreSQL, takes the transaction-scoped advisory lock named `key`:
+/// transactions that take the same key run one after another. On SQLite,
+/// nothing (its write lock serializes writers already).
+pub(crate) async fn lock_on_postgres(
+    txn: &impl sea_orm::ConnectionTrait,
+    key: String,
+) -> crate::error::Result<()> {
+    use sea_orm::{DbBackend, Statement};
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Lower-case hex of `bytes` (token ids and digests).
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -14,7 +14,7 @@ use entity::user;
 use rand::Rng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Set, Statement, sea_query::Expr,
+    QueryFilter, QuerySelect, Set, sea_query::Expr,
 };
 use sha2::{Digest, Sha256};
 
@@ -112,17 +112,10 @@ pub async fn rotate(
     if row.revoked_at.is_some() || row.expires_at <= now {
         return Ok(Rotation::Refused);
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // A family's rotations and its revocation on reuse take turns (on
-        // SQLite the write lock sees to it): a revocation that ran beside a
-        // rotation would not see the token that rotation inserts.
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [format!("refresh-family:{}", row.family).into()],
-        ))
-        .await?;
-    }
+    // A family's rotations and its revocation on reuse take turns: a
+    // revocation that ran beside a rotation would not see the token that
+    // rotation inserts.
+    super::lock_on_postgres(&txn, format!("refresh-family:{}", row.family)).await?;
     if let Some(retired_at) = row.retired_at {
         let grace = TimeDelta::from_std(reuse_grace).unwrap_or(TimeDelta::MAX);
         if reuse_grace.is_zero() || now - retired_at > grace {
