@@ -8,8 +8,7 @@ use crate::{
     config::Config,
     domain::PasswordPolicy,
     services::{
-        client_budget::ClientBudget, login_limit::LoginLimit, password_hash::Hasher,
-        read_cache::ReadCaches, tokens::TokenKeys,
+        login_limit::LoginLimit, password_hash::Hasher, read_cache::ReadCaches, tokens::TokenKeys,
     },
 };
 
@@ -39,10 +38,5 @@ impl AppState {
             window: self.config.login_window,
             known_client_for: self.config.login_known_client,
         }
-    }
-
-    /// Each client's budget of requests that hash passwords.
-    pub fn client_budget(&self) -> ClientBudget {
-        self.config.client_budget
     }
 }

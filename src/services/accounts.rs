@@ -77,7 +77,7 @@ pub async fn register(
     let _share = state.hasher.share(client)?;
     // Spent before the uniqueness check too: that answer says whether an
     // email is registered, and must not be had at database speed.
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
+    client_budget::spend(&state.db, state.config.client_budget, client).await?;
     let taken = users::taken_fields(&state.db, Some(&username), Some(&email), None).await?;
     if !taken.is_empty() {
         return Err(Error::Conflict(taken));
@@ -129,7 +129,7 @@ pub async fn login(
         return Err(Error::Unauthenticated(BAD_CREDENTIALS));
     }
     let _share = state.hasher.share(client)?;
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
+    client_budget::spend(&state.db, state.config.client_budget, client).await?;
     let folded = fold(identifier);
     let user = find_by_identifier(&state.db, &folded).await?;
     let subject = user
@@ -223,7 +223,7 @@ fn session(state: &AppState, user: user::Model, refresh_token: String) -> Result
 /// speed either.
 pub async fn refresh(state: &AppState, token: &str, client: &str) -> Result<Session> {
     let config = &state.config;
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
+    client_budget::spend(&state.db, state.config.client_budget, client).await?;
     let limit = LoginLimit {
         account_max_failures: None,
         ..state.login_limit()
@@ -327,7 +327,7 @@ pub async fn change_password(
         .filter(|user| user.is_active && user.token_version == viewer.token_version)
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
     let _share = state.hasher.share(client)?;
-    client_budget::spend(&state.db, state.client_budget(), client).await?;
+    client_budget::spend(&state.db, state.config.client_budget, client).await?;
     // A stolen access token must not buy unlimited guesses at the password:
     // wrong current passwords are limited as failed logins are.
     let subject = Subject::PasswordChange(fresh.id);

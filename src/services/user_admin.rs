@@ -325,15 +325,14 @@ pub struct UpsertUser {
 /// `upsertUser`, for provisioning scripts: creates the user under
 /// `createUser`'s rules, or, when a user has the username or the email
 /// (without regard to case), updates the fields given under `updateUser`'s.
-/// A username of one user and an email of another is `CONFLICT`. The user,
-/// and whether it was created.
+/// A username of one user and an email of another is `CONFLICT`.
 pub async fn upsert(
     db: &DatabaseConnection,
     hasher: &Hasher,
     policy: PasswordPolicy,
     viewer: &user::Model,
     input: UpsertUser,
-) -> Result<(user::Model, bool)> {
+) -> Result<user::Model> {
     if !is_staff(viewer) {
         return Err(forbidden("Only staff may create or update users this way."));
     }
@@ -370,8 +369,7 @@ pub async fn upsert(
                 is_staff: matches!(input.is_staff, Change::Set(true)),
                 is_superuser: matches!(input.is_superuser, Change::Set(true)),
             };
-            let user = create(db, hasher, policy, viewer, create_input).await?;
-            Ok((user, true))
+            create(db, hasher, policy, viewer, create_input).await
         }
         [existing] => {
             // A flag given as it already is changes nothing, so a script
@@ -390,8 +388,7 @@ pub async fn upsert(
                 is_staff: unless_same(input.is_staff, existing.is_staff),
                 is_superuser: unless_same(input.is_superuser, existing.is_superuser),
             };
-            let user = update(db, viewer, existing.id, update_input).await?;
-            Ok((user, false))
+            update(db, viewer, existing.id, update_input).await
         }
         _ => {
             let mut fields = FieldErrors::new();

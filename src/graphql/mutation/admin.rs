@@ -218,7 +218,7 @@ impl AdminMutation {
             is_staff: change(input.is_staff, |v| v),
             is_superuser: change(input.is_superuser, |v| v),
         };
-        let (user, _created) = user_admin::upsert(
+        let user = user_admin::upsert(
             &state.db,
             &state.hasher,
             state.password_policy(),
