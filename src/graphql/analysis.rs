@@ -316,7 +316,7 @@ impl Limits {
         operation: &OperationDefinition,
         variables: &Variables,
     ) -> Result<Measure, Refusal> {
-        let defaults = operation
+        let defaults: HashMap<&str, &Value> = operation
             .variable_definitions
             .iter()
             .filter_map(|v| {
@@ -324,10 +324,23 @@ impl Limits {
                 Some((v.node.name.node.as_str(), &value.node))
             })
             .collect();
+        // Each variable's values counted once, however many fields use it.
+        let variable_values = operation
+            .variable_definitions
+            .iter()
+            .map(|v| {
+                let name = v.node.name.node.as_str();
+                let given = variables
+                    .get(&v.node.name.node)
+                    .or_else(|| defaults.get(name).copied());
+                (name, given.map_or(1, count_values))
+            })
+            .collect();
         let mut walk = Walk {
             document,
             variables,
             defaults,
+            variable_values,
             sizes: &self.sizes,
             scan_cost: self.scan_cost,
             fragments: HashMap::new(),
@@ -887,6 +900,8 @@ struct Walk<'a> {
     document: &'a ExecutableDocument,
     variables: &'a Variables,
     defaults: HashMap<&'a str, &'a Value>,
+    /// How many values each variable holds, as given or by default.
+    variable_values: HashMap<&'a str, u64>,
     sizes: &'a IntrospectionSizes,
     scan_cost: u64,
     fragments: HashMap<(&'a str, bool), Fragment>,
@@ -1038,11 +1053,8 @@ impl<'a> Walk<'a> {
         while let Some(value) = pending.pop() {
             match value {
                 async_graphql_value::Value::Variable(variable) => {
-                    let given = self
-                        .variables
-                        .get(variable)
-                        .or_else(|| self.defaults.get(variable.as_str()).copied());
-                    count = count.saturating_add(given.map_or(1, count_values));
+                    let given = self.variable_values.get(variable.as_str());
+                    count = count.saturating_add(given.copied().unwrap_or(1));
                 }
                 other => {
                     count = count.saturating_add(1);
