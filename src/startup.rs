@@ -158,16 +158,28 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
         caches,
         checkpoints: Arc::default(),
     };
-    tokio::spawn(prune_limits(state.db.clone(), state.login_limit()));
+    tokio::spawn(prune_limits(
+        state.db.clone(),
+        state.login_limit(),
+        state.caches.gone(),
+    ));
     Ok(state)
 }
 
 /// Forgets, once a minute, the client budgets that are full again, the
 /// failed logins past the window, and the clients whose last login to an
 /// account is past the known-client period.
-async fn prune_limits(db: DatabaseConnection, limit: LoginLimit) {
+async fn prune_limits(
+    db: DatabaseConnection,
+    limit: LoginLimit,
+    mut gone: tokio::sync::watch::Receiver<()>,
+) {
     loop {
-        tokio::time::sleep(client_budget::PRUNE_EVERY).await;
+        // Ends with the app's state (its caches are dropped with it).
+        tokio::select! {
+            _ = gone.changed() => return,
+            () = tokio::time::sleep(client_budget::PRUNE_EVERY) => {}
+        }
         let pruned = [
             client_budget::prune(&db).await,
             login_limit::prune_failures(&db, limit).await,

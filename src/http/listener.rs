@@ -89,9 +89,10 @@ pub async fn serve(
         };
         // A trusted proxy carries many clients' connections: only the
         // overall cap applies to it.
-        let share = match config.trusted_proxies.trusts(peer.ip()) {
-            true => config.max_connections,
-            false => config.max_connections_per_client,
+        let share = if config.trusted_proxies.trusts(peer.ip()) {
+            config.max_connections
+        } else {
+            config.max_connections_per_client
         };
         let Some(client) = clients.admit(peer.ip(), share) else {
             tracing::debug!(%peer, "too many connections from this client; closed");

@@ -212,8 +212,10 @@ impl ReadCaches {
             loop {
                 match heard.recv().await {
                     Ok(seen) if seen == marker => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => {}
+                    Ok(_) => {}
+                    // Missed notices (ours may be among them), or no
+                    // listener: waiting longer would wait for nothing.
+                    Err(_) => return,
                 }
             }
         })
