@@ -6,6 +6,7 @@
 
 pub mod division;
 pub mod group;
+pub mod group_permission;
 pub mod login_failure;
 pub mod membership;
 pub mod refresh_token;
@@ -15,6 +16,7 @@ pub mod user;
 pub mod prelude {
     pub use super::division::Entity as Division;
     pub use super::group::Entity as Group;
+    pub use super::group_permission::Entity as GroupPermission;
     pub use super::login_failure::Entity as LoginFailure;
     pub use super::membership::Entity as Membership;
     pub use super::refresh_token::Entity as RefreshToken;

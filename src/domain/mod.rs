@@ -2,10 +2,12 @@
 //! an invalid one.
 pub mod email;
 pub mod password;
+pub mod permission;
 pub mod username;
 
 pub use email::Email;
 pub use password::PasswordPolicy;
+pub use permission::{Permission, Permissions};
 pub use username::Username;
 
 /// Full Unicode case folding, the key of every case-insensitive comparison.

@@ -16,7 +16,7 @@ use super::{
     parse_id,
     types::DivisionType,
 };
-use crate::{config::FilterLimits, domain::fold, error::Error};
+use crate::{config::FilterLimits, domain::fold, error::Error, services::access};
 
 /// The argument name under which bad ids in a filter are reported.
 const FILTER: &str = "filter";
@@ -361,13 +361,15 @@ pub const PHONE_NUMBER: TextColumn<user::Column> = TextColumn {
     nullable: true,
 };
 
-/// Whether the filter touches a field only staff may filter on.
+/// Whether the filter touches a field only holders of `VIEW_USER_DETAILS`
+/// may filter on.
 pub fn uses_guarded_fields(filter: &UserFilter) -> bool {
     filter.email.is_some()
         || filter.phone_number.is_some()
         || filter.last_login.is_some()
         || filter.is_staff.is_some()
         || filter.is_superuser.is_some()
+        || filter.permission.is_some()
         || filter.and.iter().flatten().any(uses_guarded_fields)
         || filter.or.iter().flatten().any(uses_guarded_fields)
         || filter.not.as_deref().is_some_and(uses_guarded_fields)
@@ -431,6 +433,9 @@ fn user_condition_within(
     }
     if let Some(f) = &filter.group_id {
         all = all.add(group_membership_condition(f, budget, depth)?);
+    }
+    if let Some(permission) = filter.permission {
+        all = all.add(access::holders(permission.into()));
     }
     let nested = (&filter.and, &filter.or, &filter.not);
     combine(all, nested, budget, depth, user_condition_within)

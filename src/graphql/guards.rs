@@ -1,43 +1,24 @@
-//! Access rules that repeat, written once.
-use std::sync::Arc;
-
+//! The request's [`Access`], and the field guard that asks it.
 use async_graphql::{Context, ErrorExtensions, Guard};
-use entity::user;
 
-use super::{Viewer, types::User};
-use crate::error::Error;
+use super::types::User;
+use crate::{error::Error, services::access::Access};
 
-pub fn viewer<'a>(ctx: &Context<'a>) -> &'a Viewer {
-    ctx.data_opt::<Viewer>().unwrap_or(&Viewer::Anonymous)
+static ANONYMOUS: Access = Access::anonymous();
+
+/// Who is asking, as the HTTP layer put it into the request's data.
+pub fn access<'a>(ctx: &Context<'a>) -> &'a Access {
+    ctx.data_opt::<Access>().unwrap_or(&ANONYMOUS)
 }
 
-/// The signed-in user, or `UNAUTHENTICATED`.
-pub fn require_user<'a>(ctx: &Context<'a>) -> Result<&'a Arc<user::Model>, Error> {
-    match viewer(ctx) {
-        Viewer::User(user) => Ok(user),
-        Viewer::Anonymous => Err(Error::Unauthenticated(AUTHENTICATION_REQUIRED)),
-    }
-}
-
-/// A signed-in staff user: `UNAUTHENTICATED` when anonymous, else `FORBIDDEN`.
-pub fn require_staff<'a>(ctx: &Context<'a>) -> Result<&'a Arc<user::Model>, Error> {
-    let user = require_user(ctx)?;
-    if user.is_staff || user.is_superuser {
-        Ok(user)
-    } else {
-        Err(Error::Forbidden("Only staff may do this.".into()))
-    }
-}
-
-pub const AUTHENTICATION_REQUIRED: &str = "Authentication required.";
-
-/// Readable by the user themself and by staff only.
-pub struct SelfOrStaff {
+/// A user's guarded field: readable by the user themself and by holders of
+/// `VIEW_USER_DETAILS` (staff hold it).
+pub struct UserDetails {
     owner: i64,
     as_viewer: bool,
 }
 
-impl SelfOrStaff {
+impl UserDetails {
     pub fn of(user: &User) -> Self {
         Self {
             owner: user.model.id,
@@ -46,15 +27,16 @@ impl SelfOrStaff {
     }
 }
 
-impl Guard for SelfOrStaff {
+impl Guard for UserDetails {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        if self.as_viewer || viewer(ctx).is_self_or_staff(self.owner) {
+        if self.as_viewer || access(ctx).may_view_details_of(self.owner) {
             Ok(())
         } else {
-            Err(
-                Error::Forbidden("Only the user themself and staff may read this field.".into())
-                    .extend(),
+            Err(Error::Forbidden(
+                "Only the user themself and holders of VIEW_USER_DETAILS may read this field."
+                    .into(),
             )
+            .extend())
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Filter, ordering and paging inputs of the contract.
 use async_graphql::{Enum, ID, InputObject};
 
-use super::{scalars::DateTime, types::DivisionType};
+use super::{
+    scalars::DateTime,
+    types::{DivisionType, Permission},
+};
 
 /// Every operator given must hold (AND). `i*` lookups ignore case (full
 /// Unicode case folding); `%`, `_` and `\` match themselves.
@@ -98,16 +101,19 @@ pub struct UserFilter {
     pub division_type: Option<DivisionType>,
     /// Member of a matching group.
     pub group_id: Option<IdFilter>,
-    /// Staff only.
+    /// Staff only (holders of VIEW_USER_DETAILS).
     pub email: Option<StringFilter>,
-    /// Staff only.
+    /// Staff only (holders of VIEW_USER_DETAILS).
     pub phone_number: Option<StringFilter>,
-    /// Staff only.
+    /// Staff only (holders of VIEW_USER_DETAILS).
     pub last_login: Option<DateTimeFilter>,
-    /// Staff only.
+    /// Staff only (holders of VIEW_USER_DETAILS).
     pub is_staff: Option<bool>,
-    /// Staff only.
+    /// Staff only (holders of VIEW_USER_DETAILS).
     pub is_superuser: Option<bool>,
+    /// Holds this permission: active, and staff or in a group that carries
+    /// it. Holders of VIEW_USER_DETAILS only.
+    pub permission: Option<Permission>,
     /// Every one of these holds.
     pub and: Option<Vec<UserFilter>>,
     /// At least one of these holds (`[]`: none does).

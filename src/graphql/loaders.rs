@@ -13,8 +13,12 @@ use sea_orm::{
 
 use crate::request_deadline::spawn_within_deadline;
 use crate::{
+    domain::Permissions,
     error::Error,
-    services::{read_cache::ReadCaches, tokens},
+    services::{
+        access::{self, Account},
+        read_cache::ReadCaches,
+    },
 };
 
 type LoadResult<V> = Result<HashMap<i64, V>, async_graphql::Error>;
@@ -147,6 +151,34 @@ impl Loader<i64> for MemberCountByGroup {
     }
 }
 
+/// What the groups of each user carry, by user id.
+pub struct PermissionsByUser(DatabaseConnection);
+
+impl Loader<i64> for PermissionsByUser {
+    type Value = Permissions;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, user_ids: &[i64]) -> LoadResult<Self::Value> {
+        access::granted_to_users(&self.0, user_ids)
+            .await
+            .map_err(|e| e.extend())
+    }
+}
+
+/// What each group carries, by group id.
+pub struct PermissionsByGroup(DatabaseConnection);
+
+impl Loader<i64> for PermissionsByGroup {
+    type Value = Permissions;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, group_ids: &[i64]) -> LoadResult<Self::Value> {
+        access::carried_by_groups(&self.0, group_ids)
+            .await
+            .map_err(|e| e.extend())
+    }
+}
+
 /// The loaders of one request, each with a cache that lives as long as the
 /// request: made fresh for each. Across requests, only the process's read
 /// caches (with their expiry and invalidation) keep divisions and groups.
@@ -155,6 +187,8 @@ pub struct Loaders {
     pub division_by_id: DataLoader<DivisionById, HashMapCache>,
     pub groups_by_user: DataLoader<GroupsByUser, HashMapCache>,
     pub member_count_by_group: DataLoader<MemberCountByGroup, HashMapCache>,
+    pub permissions_by_user: DataLoader<PermissionsByUser, HashMapCache>,
+    pub permissions_by_group: DataLoader<PermissionsByGroup, HashMapCache>,
 }
 
 impl Loaders {
@@ -180,13 +214,24 @@ impl Loaders {
                 spawn_within_deadline,
                 HashMapCache::default(),
             ),
+            permissions_by_user: DataLoader::with_cache(
+                PermissionsByUser(db.clone()),
+                spawn_within_deadline,
+                HashMapCache::default(),
+            ),
+            permissions_by_group: DataLoader::with_cache(
+                PermissionsByGroup(db.clone()),
+                spawn_within_deadline,
+                HashMapCache::default(),
+            ),
             source,
         }
     }
 
-    /// The user `id`, through the users cache when this request may use it.
-    pub async fn user(&self, id: i64) -> Result<Option<Arc<user::Model>>, Error> {
-        let load = tokens::user_by_id(&self.source.db, id);
+    /// The user `id` with their permissions, through the users cache when
+    /// this request may use it.
+    pub async fn user(&self, id: i64) -> Result<Option<Arc<Account>>, Error> {
+        let load = access::load_account(&self.source.db, id);
         match self.source.caches() {
             Some(caches) => caches.users.get_or_load(id, load).await,
             None => load.await,
@@ -222,6 +267,18 @@ impl Loaders {
                     .collect();
                 self.member_count_by_group.load_many(ids).await?;
             }
+            if wants.group_permissions {
+                let ids: Vec<i64> = groups
+                    .values()
+                    .flat_map(|g| g.iter().map(|g| g.id))
+                    .collect();
+                self.permissions_by_group.load_many(ids).await?;
+            }
+        }
+        if wants.permissions {
+            self.permissions_by_user
+                .load_many(users.iter().map(|u| u.id))
+                .await?;
         }
         Ok(())
     }
@@ -234,6 +291,8 @@ pub struct UserWants {
     pub division_parent: bool,
     pub groups: bool,
     pub group_member_count: bool,
+    pub group_permissions: bool,
+    pub permissions: bool,
 }
 
 /// The request's loaders.

@@ -16,14 +16,12 @@ pub mod parsed_documents;
 mod query;
 pub mod scalars;
 pub mod types;
-pub mod viewer;
 
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, ID, Schema, SchemaBuilder};
 
 pub use error_codes::ErrorCodes;
 pub use mutation::Mutation;
 pub use query::Query;
-pub use viewer::Viewer;
 
 use crate::{error::Error, state::AppState};
 

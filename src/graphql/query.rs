@@ -3,9 +3,8 @@ use entity::{division, group};
 use sea_orm::{Condition, EntityTrait};
 
 use super::{
-    Viewer,
     connection::{DivisionConnection, GroupConnection, UserConnection},
-    guards::{require_user, viewer},
+    guards::access,
     inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
     listing::{self, UserListArgs},
     loaders::loaders,
@@ -26,19 +25,18 @@ fn not_found(what: &str) -> async_graphql::Error {
 impl Query {
     /// The user the request's access token speaks for; null when anonymous.
     async fn me(&self, ctx: &Context<'_>) -> Option<User> {
-        match viewer(ctx) {
-            Viewer::User(user) => Some(User::new(user.clone())),
-            Viewer::Anonymous => None,
-        }
+        access(ctx)
+            .account()
+            .map(|account| User::of_account(account))
     }
 
     /// One user; null and NOT_FOUND when there is none with that id.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
-        require_user(ctx).extend()?;
+        access(ctx).user().extend()?;
         let id = parse_id(&id, "id").extend()?;
         let found = loaders(ctx)?.user(id).await.extend()?;
         found
-            .map(|u| Some(User::new(u)))
+            .map(|account| Some(User::of_account(&account)))
             .ok_or_else(|| not_found("user"))
     }
 
@@ -81,7 +79,7 @@ impl Query {
 
     /// One group; null and NOT_FOUND when there is none with that id.
     async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
-        require_user(ctx).extend()?;
+        access(ctx).user().extend()?;
         let id = parse_id(&id, "id").extend()?;
         let found = group::Entity::find_by_id(id)
             .one(&state(ctx)?.db)
@@ -122,7 +120,7 @@ impl Query {
 
     /// One division; null and NOT_FOUND when there is none with that id.
     async fn division(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Division>> {
-        require_user(ctx).extend()?;
+        access(ctx).user().extend()?;
         let id = parse_id(&id, "id").extend()?;
         let found = division::Entity::find_by_id(id)
             .one(&state(ctx)?.db)

@@ -1,18 +1,20 @@
-//! The bearer token of a request, turned into a [`Viewer`].
+//! The bearer token of a request, turned into its [`Access`].
 use axum::http::{HeaderMap, header};
 
 use crate::{
     error::{Error, Result},
-    graphql::Viewer,
-    services::tokens::{self, INVALID_TOKEN},
+    services::{
+        access::Access,
+        tokens::{self, INVALID_TOKEN},
+    },
     state::AppState,
 };
 
 /// No `Authorization` header: anonymous. A header that is not a valid
 /// `Bearer` token of an active user: `UNAUTHENTICATED`, never anonymous.
-pub async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer> {
+pub async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Access> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Viewer::Anonymous);
+        return Ok(Access::anonymous());
     };
     let token = value
         .to_str()
@@ -22,6 +24,6 @@ pub async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer> {
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or(Error::Unauthenticated(INVALID_TOKEN))?;
-    let user = tokens::authenticate(&app.db, &app.tokens, &app.caches.users, token).await?;
-    Ok(Viewer::User(user))
+    let account = tokens::authenticate(&app.db, &app.tokens, &app.caches.users, token).await?;
+    Ok(Access::of(account))
 }

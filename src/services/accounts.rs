@@ -11,6 +11,7 @@ use sea_orm::{
 };
 
 use super::{
+    access::Access,
     client_budget,
     login_limit::{self, LoginLimit, Subject},
     password_hash::Verified,
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::{
     checkpoints, clock,
-    domain::{fold, password::PersonalInfo},
+    domain::{Permission, fold, password::PersonalInfo},
     error::{Error, FieldErrors, Result},
     state::AppState,
 };
@@ -368,23 +369,21 @@ pub async fn change_password(
     }
 }
 
-/// Staff set another user's password; only superusers a superuser's.
-#[tracing::instrument(level = "debug", skip(state, viewer, password), fields(viewer_id = viewer.id))]
+/// `MANAGE_USERS` sets the password of a user the viewer may manage; only
+/// superusers a superuser's.
+#[tracing::instrument(level = "debug", skip(state, viewer, password))]
 pub async fn set_user_password(
     state: &AppState,
-    viewer: &user::Model,
+    viewer: &Access,
     user_id: i64,
     password: String,
 ) -> Result<()> {
+    viewer.require(Permission::ManageUsers)?;
     let target = user::Entity::find_by_id(user_id)
         .one(&state.db)
         .await?
         .ok_or_else(|| Error::NotFound("No user with that id.".into()))?;
-    if target.is_superuser && !viewer.is_superuser {
-        return Err(Error::Forbidden(
-            "Only a superuser may set a superuser's password.".into(),
-        ));
-    }
+    viewer.may_manage_user(&state.db, &target).await?;
     let problems = state
         .password_policy()
         .check(&password, personal_info(&target));

@@ -1,28 +1,24 @@
 //! Groups and divisions: create, rename, delete, move, (de)activate.
 //! Names are unique without regard to case, enforced by unique indexes on
 //! the folded names; a violation becomes `CONFLICT`.
-use entity::{division, group, user};
+use entity::{division, group};
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, Set, SqlErr,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
+    Set, SqlErr,
 };
 
-use super::user_admin::{Change, begin_write};
+use super::{
+    access::{self, Access},
+    user_admin::{Change, begin_write},
+};
 use crate::{
     clock,
-    domain::{fold, parse_title},
+    domain::{Permission, Permissions, fold, parse_title},
     error::{Error, FieldErrors, Result},
 };
 
 pub const GROUP_TAKEN: &str = "A group with that name already exists.";
 pub const DIVISION_TAKEN: &str = "A division with that name already exists.";
-
-fn require_staff(viewer: &user::Model) -> Result<()> {
-    if viewer.is_staff || viewer.is_superuser {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("Only staff may do this.".into()))
-    }
-}
 
 fn name_conflict(error: DbErr, message: &str) -> Error {
     match error.sql_err() {
@@ -43,10 +39,10 @@ fn parse_name_field(value: &str) -> Result<String> {
 
 pub async fn create_group(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     name: &str,
 ) -> Result<group::Model> {
-    require_staff(viewer)?;
+    viewer.require(Permission::ManageGroups)?;
     let name = parse_name_field(name)?;
     let txn = begin_write(db).await?;
     let group = group::ActiveModel {
@@ -63,16 +59,16 @@ pub async fn create_group(
 
 pub async fn update_group(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     id: i64,
     name: Change<String>,
 ) -> Result<group::Model> {
-    require_staff(viewer)?;
+    viewer.require(Permission::ManageGroups)?;
     let txn = begin_write(db).await?;
-    let group = group::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| Error::NotFound("No group with that id.".into()))?;
+    let group = find_group(&txn, id).await?;
+    viewer
+        .may_act_on_group_id(&txn, Permission::ManageGroups, id)
+        .await?;
     let group = match name {
         Change::Keep => group,
         Change::Clear => return Err(Error::bad_input("name", super::user_admin::NOT_NULL)),
@@ -90,16 +86,63 @@ pub async fn update_group(
     Ok(group)
 }
 
-/// Deletes a group; its memberships go with it.
-pub async fn delete_group(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> Result<i64> {
-    require_staff(viewer)?;
+fn group_not_found() -> Error {
+    Error::NotFound("No group with that id.".into())
+}
+
+async fn find_group(db: &impl ConnectionTrait, id: i64) -> Result<group::Model> {
+    group::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(group_not_found)
+}
+
+/// Deletes a group; its memberships and permissions go with it.
+pub async fn delete_group(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<i64> {
+    viewer.require(Permission::ManageGroups)?;
     let txn = begin_write(db).await?;
+    find_group(&txn, id).await?;
+    viewer
+        .may_act_on_group_id(&txn, Permission::ManageGroups, id)
+        .await?;
+    let before = access::before_taking_away(&txn).await?;
     let deleted = group::Entity::delete_by_id(id).exec(&txn).await?;
     if deleted.rows_affected == 0 {
-        return Err(Error::NotFound("No group with that id.".into()));
+        return Err(group_not_found());
     }
+    access::ensure_still_managed(&txn, before).await?;
     txn.commit().await?;
     Ok(id)
+}
+
+/// `setGroupPermissions`: replaces what the group carries. The viewer
+/// needs `MANAGE_GROUPS` and every permission the group carries before and
+/// after; a permission taken away must keep an active holder who may
+/// manage it.
+pub async fn set_group_permissions(
+    db: &DatabaseConnection,
+    viewer: &Access,
+    id: i64,
+    permissions: Permissions,
+) -> Result<group::Model> {
+    viewer.require(Permission::ManageGroups)?;
+    let txn = begin_write(db).await?;
+    let group = find_group(&txn, id).await?;
+    let carried = access::carried_by_all(&txn, &[id]).await?;
+    viewer.may_act_on_group(Permission::ManageGroups, carried)?;
+    viewer.may_grant(permissions)?;
+    if permissions == carried {
+        return Ok(group);
+    }
+    let taken_away = !carried.without(permissions).is_empty();
+    let before = match taken_away {
+        true => access::before_taking_away(&txn).await?,
+        false => Permissions::NONE,
+    };
+    access::set_carried(&txn, id, permissions).await?;
+    access::ensure_still_managed(&txn, before).await?;
+    txn.commit().await?;
+    Ok(group)
 }
 
 /// The parent a division of `kind` may have: SUB needs a MAIN parent, MAIN
@@ -133,12 +176,12 @@ async fn check_parent(
 
 pub async fn create_division(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     name: &str,
     kind: division::DivisionType,
     parent: Option<i64>,
 ) -> Result<division::Model> {
-    require_staff(viewer)?;
+    viewer.require(Permission::ManageDivisions)?;
     let name = parse_name_field(name)?;
     let txn = begin_write(db).await?;
     check_parent(&txn, kind, parent).await?;
@@ -164,12 +207,12 @@ fn division_not_found() -> Error {
 
 pub async fn update_division(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     id: i64,
     name: Change<String>,
     parent: Change<i64>,
 ) -> Result<division::Model> {
-    require_staff(viewer)?;
+    viewer.require(Permission::ManageDivisions)?;
     let txn = begin_write(db).await?;
     let division = division::Entity::find_by_id(id)
         .one(&txn)
@@ -210,11 +253,11 @@ pub async fn update_division(
 /// can be given it.
 pub async fn set_division_active(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     id: i64,
     active: bool,
 ) -> Result<division::Model> {
-    require_staff(viewer)?;
+    viewer.require(Permission::ManageDivisions)?;
     let txn = begin_write(db).await?;
     let division = division::Entity::find_by_id(id)
         .one(&txn)

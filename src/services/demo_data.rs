@@ -12,9 +12,9 @@ use sea_orm::{
     Set, Statement, TransactionTrait,
 };
 
-use super::password_hash;
+use super::{access, password_hash};
 use crate::{
-    domain::fold,
+    domain::{Permission, Permissions, fold},
     error::{Error, Result},
 };
 
@@ -80,6 +80,14 @@ const GROUPS: &[&str] = &[
     "On-call",
     "Interns",
     "Security",
+    "Help desk",
+];
+
+/// The permissions demo groups carry: a "Manager" adds people to groups,
+/// the "Help desk" manages accounts.
+const GROUP_PERMISSIONS: &[(&str, Permission)] = &[
+    ("Manager", Permission::ManageGroupMembers),
+    ("Help desk", Permission::ManageUsers),
 ];
 const MAIN_DIVISIONS: &[&str] = &[
     "Headquarters",
@@ -213,6 +221,12 @@ async fn create_groups(db: &DatabaseConnection) -> Result<Vec<i64>> {
         }
         .insert(db)
         .await?;
+        let carried: Permissions = GROUP_PERMISSIONS
+            .iter()
+            .filter(|(group, _)| group == name)
+            .map(|(_, permission)| *permission)
+            .collect();
+        access::set_carried(db, group.id, carried).await?;
         ids.push(group.id);
     }
     Ok(ids)

@@ -1,5 +1,6 @@
 //! The business rules. Services take a database connection (or transaction)
 //! and return `roster::Error`; they know nothing of HTTP or GraphQL.
+pub mod access;
 pub mod accounts;
 pub mod catalog;
 pub mod client_budget;

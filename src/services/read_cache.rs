@@ -39,6 +39,8 @@ use std::{
 };
 
 use entity::{division, group, user};
+
+use super::access::Account;
 use tokio::sync::OnceCell;
 
 /// How a marker notice starts (`marker:<process>:<number>`).
@@ -137,8 +139,9 @@ impl Weigh for group::Model {
 
 /// All the caches, switched on and off together.
 pub struct ReadCaches {
-    /// Users by id, for token checks and `user(id:)` (`None`: no such user).
-    pub users: ReadCache<i64, Option<Arc<user::Model>>>,
+    /// Users by id with their permissions, for token checks and `user(id:)`
+    /// (`None`: no such user).
+    pub users: ReadCache<i64, Option<Arc<Account>>>,
     /// `totalCount`s, by the digest of the SQL and values of their count.
     pub counts: ReadCache<CountKey, i64>,
     /// Divisions by id (`None`: no such division).

@@ -5,10 +5,13 @@ use std::{sync::Arc, time::Duration};
 use entity::user;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 
-use super::read_cache::ReadCache;
+use super::{
+    access::{self, Account},
+    read_cache::ReadCache,
+};
 use crate::{
     bounded_map::BoundedMap,
     config::Secret,
@@ -123,27 +126,27 @@ impl TokenKeys {
     }
 }
 
-/// The active user a token speaks for: one query by primary key, unless
-/// `cache` holds the user. Refused when the user is gone, inactive, or has
-/// had its tokens revoked since.
+/// The active user a token speaks for, with their permissions: one
+/// statement ([`access::load_account`]), unless `cache` holds the account.
+/// Refused when the user is gone, inactive, or has had its tokens revoked
+/// since.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     keys: &TokenKeys,
-    cache: &ReadCache<i64, Option<Arc<user::Model>>>,
+    cache: &ReadCache<i64, Option<Arc<Account>>>,
     token: &str,
-) -> Result<Arc<user::Model>> {
+) -> Result<Arc<Account>> {
     let checked = keys.check(token)?;
     let id = checked.user_id;
-    let user = cache.get_or_load(id, user_by_id(db, id)).await?;
-    match user {
-        Some(user) if user.is_active && user.token_version == checked.version => Ok(user),
+    let account = cache.get_or_load(id, access::load_account(db, id)).await?;
+    match account {
+        Some(account)
+            if account.user.is_active && account.user.token_version == checked.version =>
+        {
+            Ok(account)
+        }
         _ => Err(Error::Unauthenticated(INVALID_TOKEN)),
     }
-}
-
-/// The user `id`, as the users cache keeps it.
-pub async fn user_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Arc<user::Model>>> {
-    Ok(user::Entity::find_by_id(id).one(db).await?.map(Arc::new))
 }
 
 #[cfg(test)]

@@ -12,13 +12,16 @@ use sea_orm::{
 };
 
 use super::{
+    access::{self, Access},
     login_limit,
     password_hash::Hasher,
     refresh_tokens,
     users::{self, NewUser},
 };
 use crate::{
-    domain::{Email, PasswordPolicy, Username, fold, parse_name, parse_phone},
+    domain::{
+        Email, PasswordPolicy, Permission, Permissions, Username, fold, parse_name, parse_phone,
+    },
     error::{Error, FieldErrors, Result},
 };
 
@@ -68,10 +71,6 @@ pub struct UpdateUser {
     pub division_id: Change<String>,
     pub is_staff: Change<bool>,
     pub is_superuser: Change<bool>,
-}
-
-fn is_staff(user: &user::Model) -> bool {
-    user.is_staff || user.is_superuser
 }
 
 fn forbidden(message: &str) -> Error {
@@ -155,23 +154,19 @@ async fn ensure_a_superuser_remains(
     Ok(())
 }
 
-/// Loads the target for a staff action, enforcing "only superusers touch a
-/// superuser".
-async fn staff_target(
+/// Loads the target of a `MANAGE_USERS` action, which the viewer must be
+/// allowed to manage ([`Access::may_manage`]).
+async fn managed_target(
     db: &impl ConnectionTrait,
-    viewer: &user::Model,
+    viewer: &Access,
     id: i64,
 ) -> Result<user::Model> {
-    if !is_staff(viewer) {
-        return Err(forbidden("Only staff may do this."));
-    }
+    viewer.require(Permission::ManageUsers)?;
     let target = user::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or_else(not_found)?;
-    if target.is_superuser && !viewer.is_superuser {
-        return Err(forbidden("Only a superuser may change a superuser."));
-    }
+    viewer.may_manage_user(db, &target).await?;
     Ok(target)
 }
 
@@ -203,21 +198,20 @@ async fn check_groups(
 /// hashed; then the user and its memberships are written in one
 /// transaction, which checks the division, groups and unique keys again
 /// (they may have changed while the password was hashed).
-#[tracing::instrument(level = "debug", skip_all, fields(viewer_id = viewer.id, username = %input.username))]
+#[tracing::instrument(level = "debug", skip_all, fields(username = %input.username))]
 pub async fn create(
     db: &DatabaseConnection,
     hasher: &Hasher,
     policy: PasswordPolicy,
-    viewer: &user::Model,
+    viewer: &Access,
     input: CreateUser,
 ) -> Result<user::Model> {
-    if !is_staff(viewer) {
-        return Err(forbidden("Only staff may create users."));
+    viewer.require(Permission::ManageUsers)?;
+    if input.is_staff || input.is_superuser {
+        viewer.may_set_flags()?;
     }
-    if (input.is_staff || input.is_superuser) && !viewer.is_superuser {
-        return Err(forbidden(
-            "Only a superuser may create staff or superusers.",
-        ));
+    if !input.group_ids.is_empty() {
+        viewer.require(Permission::ManageGroupMembers)?;
     }
     let mut errors = FieldErrors::new();
     let identity = users::parse_identity(
@@ -248,6 +242,9 @@ pub async fn create(
         }
     }
     check_references(db, division_id, &group_ids, &mut errors).await?;
+    if errors.is_empty() && viewer.permissions() != Permissions::all() {
+        viewer.may_grant(access::carried_by_all(db, &group_ids).await?)?;
+    }
     let (Some(username), Some(email)) = (identity.username, identity.email) else {
         return Err(Error::BadUserInput(errors));
     };
@@ -264,6 +261,10 @@ pub async fn create(
     let mut errors = FieldErrors::new();
     check_references(&txn, division_id, &group_ids, &mut errors).await?;
     errors.into_result()?;
+    // The groups' permissions may have grown meanwhile.
+    if viewer.permissions() != Permissions::all() {
+        viewer.may_grant(access::carried_by_all(&txn, &group_ids).await?)?;
+    }
     let new = NewUser {
         username,
         email,
@@ -330,12 +331,10 @@ pub async fn upsert(
     db: &DatabaseConnection,
     hasher: &Hasher,
     policy: PasswordPolicy,
-    viewer: &user::Model,
+    viewer: &Access,
     input: UpsertUser,
 ) -> Result<user::Model> {
-    if !is_staff(viewer) {
-        return Err(forbidden("Only staff may create or update users this way."));
-    }
+    viewer.require(Permission::ManageUsers)?;
     // Null means the same on both paths: these fields cannot be cleared.
     let mut errors = FieldErrors::new();
     let cleared = [
@@ -400,19 +399,22 @@ pub async fn upsert(
 }
 
 /// `updateUser`: absent fields stay, explicit null clears a nullable one.
-#[tracing::instrument(skip_all, fields(viewer_id = viewer.id, user_id = id))]
+#[tracing::instrument(skip_all, fields(user_id = id))]
 pub async fn update(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     id: i64,
     input: UpdateUser,
 ) -> Result<user::Model> {
-    let own = viewer.id == id;
+    viewer.user()?;
+    let own = viewer.is_self(id);
     let privileged =
         !input.division_id.is_keep() || !input.is_staff.is_keep() || !input.is_superuser.is_keep();
-    if !is_staff(viewer) {
+    if !viewer.holds(Permission::ManageUsers) {
         if !own {
-            return Err(forbidden("You may update only your own account."));
+            return Err(forbidden(
+                "You may update only your own account without the MANAGE_USERS permission.",
+            ));
         }
         if privileged {
             return Err(forbidden(
@@ -420,10 +422,8 @@ pub async fn update(
             ));
         }
     }
-    if (!input.is_staff.is_keep() || !input.is_superuser.is_keep()) && !viewer.is_superuser {
-        return Err(forbidden(
-            "Only a superuser may change isStaff or isSuperuser.",
-        ));
+    if !input.is_staff.is_keep() || !input.is_superuser.is_keep() {
+        viewer.may_set_flags()?;
     }
     let txn = begin_write(db).await?;
     lock_superusers(&txn).await?;
@@ -431,8 +431,9 @@ pub async fn update(
         .one(&txn)
         .await?
         .ok_or_else(not_found)?;
-    if target.is_superuser && !viewer.is_superuser {
-        return Err(forbidden("Only a superuser may change a superuser."));
+    match own {
+        true => viewer.may_touch(&target)?,
+        false => viewer.may_manage_user(&txn, &target).await?,
     }
     let mut errors = FieldErrors::new();
     let mut row = target.clone().into_active_model();
@@ -530,13 +531,9 @@ pub async fn update(
 }
 
 /// `activateUser`: idempotent; refused while the user's division is inactive.
-pub async fn activate(
-    db: &DatabaseConnection,
-    viewer: &user::Model,
-    id: i64,
-) -> Result<user::Model> {
+pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<user::Model> {
     let txn = begin_write(db).await?;
-    let target = staff_target(&txn, viewer, id).await?;
+    let target = managed_target(&txn, viewer, id).await?;
     if let Some(division_id) = target.division_id {
         let active = division::Entity::find_by_id(division_id)
             .one(&txn)
@@ -558,17 +555,13 @@ pub async fn activate(
 
 /// `deactivateUser`: idempotent; never oneself, never the last active
 /// superuser; every token of the user stops working at once.
-pub async fn deactivate(
-    db: &DatabaseConnection,
-    viewer: &user::Model,
-    id: i64,
-) -> Result<user::Model> {
-    if viewer.id == id {
+pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<user::Model> {
+    if viewer.is_self(id) {
         return Err(forbidden("You cannot deactivate yourself."));
     }
     let txn = begin_write(db).await?;
     lock_superusers(&txn).await?;
-    let target = staff_target(&txn, viewer, id).await?;
+    let target = managed_target(&txn, viewer, id).await?;
     if !target.is_active {
         return Ok(target);
     }
@@ -594,13 +587,13 @@ pub async fn deactivate(
 
 /// `deleteUser`: never oneself, never the last active superuser; the
 /// user's memberships and tokens go with it.
-pub async fn delete(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> Result<i64> {
-    if viewer.id == id {
+pub async fn delete(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<i64> {
+    if viewer.is_self(id) {
         return Err(forbidden("You cannot delete yourself."));
     }
     let txn = begin_write(db).await?;
     lock_superusers(&txn).await?;
-    let target = staff_target(&txn, viewer, id).await?;
+    let target = managed_target(&txn, viewer, id).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
     login_limit::forget_known_clients(&txn, id).await?;
     ensure_a_superuser_remains(&txn, target.is_superuser && target.is_active).await?;
@@ -608,23 +601,34 @@ pub async fn delete(db: &DatabaseConnection, viewer: &user::Model, id: i64) -> R
     Ok(id)
 }
 
+/// The user and group of a membership change: `MANAGE_GROUP_MEMBERS`, every
+/// permission the group carries (joining grants them, leaving takes them),
+/// and a user the viewer may touch.
 async fn membership_parties(
     db: &impl ConnectionTrait,
-    viewer: &user::Model,
+    viewer: &Access,
     user_id: i64,
     group_id: i64,
 ) -> Result<user::Model> {
-    let target = staff_target(db, viewer, user_id).await?;
+    viewer.require(Permission::ManageGroupMembers)?;
+    let target = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    viewer.may_touch(&target)?;
     if group::Entity::find_by_id(group_id).one(db).await?.is_none() {
         return Err(Error::NotFound("No group with that id.".into()));
     }
+    viewer
+        .may_act_on_group_id(db, Permission::ManageGroupMembers, group_id)
+        .await?;
     Ok(target)
 }
 
 /// `assignUserToGroup`: idempotent.
 pub async fn assign_to_group(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     user_id: i64,
     group_id: i64,
 ) -> Result<user::Model> {
@@ -644,17 +648,19 @@ pub async fn assign_to_group(
 /// `removeUserFromGroup`: idempotent.
 pub async fn remove_from_group(
     db: &DatabaseConnection,
-    viewer: &user::Model,
+    viewer: &Access,
     user_id: i64,
     group_id: i64,
 ) -> Result<user::Model> {
     let txn = begin_write(db).await?;
     let target = membership_parties(&txn, viewer, user_id, group_id).await?;
+    let before = access::before_taking_away(&txn).await?;
     membership::Entity::delete_many()
         .filter(membership::Column::UserId.eq(user_id))
         .filter(membership::Column::GroupId.eq(group_id))
         .exec(&txn)
         .await?;
+    access::ensure_still_managed(&txn, before).await?;
     txn.commit().await?;
     Ok(target)
 }

@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod listing;
 mod load;
+mod permissions;
 mod processes;
 mod properties;
 mod schema;

@@ -587,3 +587,85 @@ async fn a_token_revoked_through_one_process_is_refused_by_the_other_at_once() {
 /// How long after the revoking mutation's answer every process refuses the
 /// token, at the latest (README, Operations).
 const REVOCATION_BOUND: Duration = Duration::from_millis(500);
+
+/// A permission taken away through one process is refused by the other
+/// within the revocation bound, whichever way it goes: the group's
+/// permissions change, or the member leaves the group.
+#[tokio::test]
+async fn a_permission_taken_away_through_one_process_is_refused_by_the_other_at_once() {
+    let (a, b, _dir) = two_processes_with(&[]).await;
+    let token_of = |reply: Reply| {
+        reply.body["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let root = token_of(a.login("root", PASSWORD).await);
+    let setup = "mutation($p: String!) { \
+        createUser(input: {username: \"viewer\", email: \"viewer@example.com\", password: $p}) { id } \
+        createGroup(input: {name: \"Viewers\"}) { id } }";
+    let made = a.gql(Some(&root), setup, json!({ "p": PASSWORD })).await;
+    assert_eq!(made.codes(), Vec::<String>::new(), "{}", made.body);
+    let user = made.body["data"]["createUser"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = made.body["data"]["createGroup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids = json!({ "u": user, "g": group });
+    let grant = "mutation($u: ID!, $g: ID!) { setGroupPermissions(groupId: $g, permissions: [VIEW_USER_DETAILS]) { id } assignUserToGroup(userId: $u, groupId: $g) { id } }";
+    let take_away = [
+        "mutation($g: ID!) { setGroupPermissions(groupId: $g, permissions: []) { id } }",
+        "mutation($u: ID!, $g: ID!) { removeUserFromGroup(userId: $u, groupId: $g) { id } }",
+    ];
+    let viewer = token_of(b.login("viewer", PASSWORD).await);
+    let read = "{ users(filter: {email: {iexact: \"root@example.com\"}}) { totalCount } }";
+    let rounds = 40;
+    let mut accepted = 0;
+    for round in 0..rounds {
+        let granted = a.gql(Some(&root), grant, ids.clone()).await;
+        assert_eq!(granted.codes(), Vec::<String>::new(), "{}", granted.body);
+        // Once the other process has heard of the grant, it caches the
+        // viewer with the permission.
+        let heard = std::time::Instant::now();
+        while !b
+            .gql(Some(&viewer), read, Value::Null)
+            .await
+            .codes()
+            .is_empty()
+        {
+            assert!(
+                heard.elapsed() < REVOCATION_BOUND,
+                "round {round}: grant unheard"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let taken = a.gql(Some(&root), take_away[round % 2], ids.clone()).await;
+        assert_eq!(taken.codes(), Vec::<String>::new(), "{}", taken.body);
+        let answered = std::time::Instant::now();
+        let mut at_once = true;
+        loop {
+            let reply = b.gql(Some(&viewer), read, Value::Null).await;
+            if reply.codes() == ["FORBIDDEN"] {
+                break;
+            }
+            assert_eq!(reply.codes(), Vec::<String>::new(), "{}", reply.body);
+            if at_once {
+                accepted += 1;
+                at_once = false;
+            }
+            assert!(
+                answered.elapsed() < REVOCATION_BOUND,
+                "round {round}: still allowed after {:?}",
+                answered.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    eprintln!(
+        "permissions taken away but used at once through the other process: {accepted} of {rounds}"
+    );
+    assert!(accepted <= rounds / 5, "{accepted} of {rounds}");
+}

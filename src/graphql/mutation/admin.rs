@@ -5,9 +5,9 @@ use entity::division;
 
 use crate::{
     graphql::{
-        guards::require_user,
+        guards::access,
         parse_id, state,
-        types::{Division, DivisionType, Group, User},
+        types::{Division, DivisionType, Group, Permission, User},
     },
     services::{
         catalog,
@@ -158,7 +158,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: CreateUserInput,
     ) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let state = state(ctx)?;
         let input = CreateUser {
             username: input.username,
@@ -198,7 +198,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: UpsertUserInput,
     ) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let state = state(ctx)?;
         let input = UpsertUser {
             username: input.username,
@@ -237,7 +237,7 @@ impl AdminMutation {
         id: ID,
         input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         let input = UpdateUser {
             username: change(input.username, |v| v),
@@ -257,7 +257,7 @@ impl AdminMutation {
 
     /// Staff activate a user; DIVISION_INACTIVE while its division is inactive.
     async fn activate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         Ok(user_admin::activate(&state(ctx)?.db, viewer, id)
             .await
@@ -268,7 +268,7 @@ impl AdminMutation {
     /// Staff deactivate a user (not themself, not the last active superuser);
     /// the user's tokens stop working at once.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         Ok(user_admin::deactivate(&state(ctx)?.db, viewer, id)
             .await
@@ -278,7 +278,7 @@ impl AdminMutation {
 
     /// Staff delete a user (not themself, not the last active superuser).
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         let deleted = user_admin::delete(&state(ctx)?.db, viewer, id)
             .await
@@ -293,7 +293,7 @@ impl AdminMutation {
         user_id: ID,
         group_id: ID,
     ) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let user_id = parse_id(&user_id, "userId").extend()?;
         let group_id = parse_id(&group_id, "groupId").extend()?;
         Ok(
@@ -311,7 +311,7 @@ impl AdminMutation {
         user_id: ID,
         group_id: ID,
     ) -> async_graphql::Result<User> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let user_id = parse_id(&user_id, "userId").extend()?;
         let group_id = parse_id(&group_id, "groupId").extend()?;
         Ok(
@@ -328,7 +328,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: CreateGroupInput,
     ) -> async_graphql::Result<Group> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         Ok(Group(
             catalog::create_group(&state(ctx)?.db, viewer, &input.name)
                 .await
@@ -343,7 +343,7 @@ impl AdminMutation {
         id: ID,
         input: UpdateGroupInput,
     ) -> async_graphql::Result<Group> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         let name = change(input.name, |v| v);
         Ok(Group(
@@ -353,9 +353,31 @@ impl AdminMutation {
         ))
     }
 
+    /// Sets the permissions the group carries, replacing what it carried.
+    /// Needs MANAGE_GROUPS and every permission the group carries and is
+    /// given; refused when no active user would be left who holds and may
+    /// manage a permission taken away.
+    async fn set_group_permissions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group.")] group_id: ID,
+        #[graphql(desc = "Every permission the group is to carry; [] for none.")] permissions: Vec<
+            Permission,
+        >,
+    ) -> async_graphql::Result<Group> {
+        let viewer = access(ctx);
+        let id = parse_id(&group_id, "groupId").extend()?;
+        let permissions = permissions.into_iter().map(Into::into).collect();
+        Ok(Group(
+            catalog::set_group_permissions(&state(ctx)?.db, viewer, id, permissions)
+                .await
+                .extend()?,
+        ))
+    }
+
     /// Removes the group and its memberships.
     async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         Ok(ID(catalog::delete_group(&state(ctx)?.db, viewer, id)
             .await
@@ -369,7 +391,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         input: CreateDivisionInput,
     ) -> async_graphql::Result<Division> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let parent = input
             .parent_id
             .map(|id| parse_id(&id, "parentId"))
@@ -389,7 +411,7 @@ impl AdminMutation {
         id: ID,
         input: UpdateDivisionInput,
     ) -> async_graphql::Result<Division> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         let parent = match input.parent_id {
             MaybeUndefined::Undefined => Change::Keep,
@@ -409,7 +431,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Division> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         Ok(Division(
             catalog::set_division_active(&state(ctx)?.db, viewer, id, true)
@@ -426,7 +448,7 @@ impl AdminMutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Division> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         Ok(Division(
             catalog::set_division_active(&state(ctx)?.db, viewer, id, false)

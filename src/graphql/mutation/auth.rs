@@ -1,12 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, ResultExt, SimpleObject};
 
 use crate::{
-    graphql::{
-        ClientAddr,
-        guards::{require_staff, require_user},
-        parse_id, state,
-        types::User,
-    },
+    graphql::{ClientAddr, guards::access, parse_id, state, types::User},
     services::accounts::{self, Registration, Session},
 };
 
@@ -138,7 +133,7 @@ impl AuthMutation {
         current_password: String,
         new_password: String,
     ) -> async_graphql::Result<bool> {
-        let viewer = require_user(ctx).extend()?;
+        let viewer = access(ctx).user().extend()?;
         accounts::change_password(
             state(ctx)?,
             viewer,
@@ -159,7 +154,7 @@ impl AuthMutation {
         id: ID,
         password: String,
     ) -> async_graphql::Result<bool> {
-        let viewer = require_staff(ctx).extend()?;
+        let viewer = access(ctx);
         let id = parse_id(&id, "id").extend()?;
         accounts::set_user_password(state(ctx)?, viewer, id, password)
             .await

@@ -7,9 +7,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
+use crate::domain::Permission as Needed;
 use crate::graphql::{
     connection::UserConnection,
-    guards::require_staff,
+    guards::access,
     inputs::{UserFilter, UserOrder},
     listing::{self, UserListArgs},
     loaders::loaders,
@@ -76,7 +77,8 @@ impl Division {
         self.0.created_at.into()
     }
 
-    /// The division's users, as `Query.users` lists them. Staff only.
+    /// The division's users, as `Query.users` lists them. Holders of
+    /// VIEW_USER_DETAILS only.
     #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
@@ -91,7 +93,7 @@ impl Division {
         offset: Option<i32>,
         limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        require_staff(ctx).extend()?;
+        access(ctx).require(Needed::ViewUserDetails).extend()?;
         let scope = Condition::all().add(Expr::col(user::Column::DivisionId).eq(self.0.id));
         let page = PageArgs {
             first,

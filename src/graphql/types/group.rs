@@ -5,9 +5,11 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
+use super::{Permission, listed_permissions};
+use crate::domain::Permission as Needed;
 use crate::graphql::{
     connection::UserConnection,
-    guards::require_staff,
+    guards::access,
     inputs::{UserFilter, UserOrder},
     listing::{self, UserListArgs},
     loaders::loaders,
@@ -36,6 +38,16 @@ impl Group {
         &self.0.name
     }
 
+    /// What the group's active members hold through it.
+    async fn permissions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Permission>> {
+        let carried = loaders(ctx)?
+            .permissions_by_group
+            .load_one(self.0.id)
+            .await?
+            .unwrap_or_default();
+        Ok(listed_permissions(carried))
+    }
+
     /// How many users belong to the group.
     async fn member_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(loaders(ctx)?
@@ -45,7 +57,8 @@ impl Group {
             .unwrap_or(0))
     }
 
-    /// The group's members, as `Query.users` lists them. Staff only.
+    /// The group's members, as `Query.users` lists them. Holders of
+    /// VIEW_USER_DETAILS only.
     #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
@@ -60,7 +73,7 @@ impl Group {
         offset: Option<i32>,
         limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        require_staff(ctx).extend()?;
+        access(ctx).require(Needed::ViewUserDetails).extend()?;
         let members = membership::Entity::find()
             .select_only()
             .column(membership::Column::UserId)

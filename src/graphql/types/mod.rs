@@ -1,8 +1,10 @@
 //! GraphQL output types, built from entities.
 mod division;
 mod group;
+mod permission;
 mod user;
 
 pub use division::{Division, DivisionType};
 pub use group::Group;
+pub use permission::{Permission, listed as listed_permissions};
 pub use user::User;

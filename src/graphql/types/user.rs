@@ -3,8 +3,12 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use entity::user;
 
-use super::{Division, Group};
-use crate::graphql::{guards::SelfOrStaff, loaders::loaders, scalars::DateTime};
+use super::{Division, Group, Permission, listed_permissions};
+use crate::{
+    domain::Permissions,
+    graphql::{guards::UserDetails, loaders::loaders, scalars::DateTime},
+    services::access::{self, Account},
+};
 
 /// An account.
 #[derive(Clone)]
@@ -13,6 +17,8 @@ pub struct User {
     /// True where the contract lets the returned user count as the viewer
     /// (the results of `register`, `login` and `refreshToken`).
     pub as_viewer: bool,
+    /// What their groups carry, when it was loaded with the user.
+    granted: Option<Permissions>,
 }
 
 impl User {
@@ -20,14 +26,23 @@ impl User {
         Self {
             model,
             as_viewer: false,
+            granted: None,
         }
     }
 
     /// A user whose guarded fields are readable, as the viewer's own are.
     pub fn as_viewer(model: user::Model) -> Self {
         Self {
-            model: Arc::new(model),
             as_viewer: true,
+            ..Self::new(Arc::new(model))
+        }
+    }
+
+    /// A user loaded with their permissions (the viewer, `user(id:)`).
+    pub fn of_account(account: &Account) -> Self {
+        Self {
+            granted: Some(account.granted),
+            ..Self::new(account.user.clone())
         }
     }
 }
@@ -90,33 +105,56 @@ impl User {
             .unwrap_or_default())
     }
 
-    /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::of(self)")]
+    /// Readable by the user themself and by holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
     async fn email(&self) -> Option<&str> {
         Some(&self.model.email)
     }
 
-    /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::of(self)")]
+    /// Readable by the user themself and by holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
     async fn phone_number(&self) -> Option<&str> {
         self.model.phone_number.as_deref()
     }
 
-    /// The last successful login. Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::of(self)")]
+    /// The last successful login. Readable by the user themself and by
+    /// holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
     async fn last_login(&self) -> Option<DateTime> {
         self.model.last_login.map(DateTime)
     }
 
-    /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::of(self)")]
+    /// Readable by the user themself and by holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
     async fn is_staff(&self) -> Option<bool> {
         Some(self.model.is_staff)
     }
 
-    /// Readable by the user themself and by staff.
-    #[graphql(guard = "SelfOrStaff::of(self)")]
+    /// Readable by the user themself and by holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
     async fn is_superuser(&self) -> Option<bool> {
         Some(self.model.is_superuser)
+    }
+
+    /// What the user may do: every permission for staff, none while
+    /// inactive, else what their groups carry. Readable by the user
+    /// themself and by holders of VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
+    async fn permissions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<Permission>>> {
+        let granted = match self.granted {
+            Some(granted) => granted,
+            None => loaders(ctx)?
+                .permissions_by_user
+                .load_one(self.model.id)
+                .await?
+                .unwrap_or_default(),
+        };
+        Ok(Some(listed_permissions(access::effective(
+            &self.model,
+            granted,
+        ))))
     }
 }
