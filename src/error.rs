@@ -179,21 +179,28 @@ fn fields_value(fields: &FieldErrors) -> Value {
     )
 }
 
+impl Error {
+    /// Logs the error and sets its `code` (and `fields` or `retryAfter`) in
+    /// `ext`: what `extend()` does, and what the schema's edge does to an
+    /// error a resolver returned with `?`.
+    pub fn extend_values(&self, ext: &mut async_graphql::ErrorExtensionValues) {
+        self.log();
+        ext.set("code", self.code());
+        match self {
+            Error::BadUserInput(fields) | Error::Conflict(fields) => {
+                ext.set("fields", fields_value(fields))
+            }
+            Error::RateLimited { retry_after_secs }
+            | Error::TooManyRequests { retry_after_secs }
+            | Error::Busy { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+            _ => {}
+        }
+    }
+}
+
 impl ErrorExtensions for Error {
     fn extend(&self) -> async_graphql::Error {
-        self.log();
-        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
-            ext.set("code", self.code());
-            match self {
-                Error::BadUserInput(fields) | Error::Conflict(fields) => {
-                    ext.set("fields", fields_value(fields))
-                }
-                Error::RateLimited { retry_after_secs }
-                | Error::TooManyRequests { retry_after_secs }
-                | Error::Busy { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
-                _ => {}
-            }
-        })
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| self.extend_values(ext))
     }
 }
 

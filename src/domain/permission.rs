@@ -59,15 +59,36 @@ impl fmt::Display for Permission {
     }
 }
 
-/// A set of permissions.
+/// A set of permissions. It may also hold "a permission this build does
+/// not know" (a name a later version wrote): only staff hold that, so a
+/// group or user carrying one is beyond everyone else (checks fail closed
+/// while versions are mixed).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Permissions(u32);
+
+/// The bit of the permissions this build does not know.
+const UNKNOWN: u32 = 1 << 31;
 
 impl Permissions {
     pub const NONE: Permissions = Permissions(0);
 
+    /// Every permission, the unknown ones included: what staff hold.
     pub fn all() -> Self {
-        Self::ALL_BITS
+        Permissions(Self::ALL_BITS.0 | UNKNOWN)
+    }
+
+    /// Adds the permission named `name`, or the mark of an unknown one.
+    pub fn insert_name(&mut self, name: &str) {
+        match Permission::from_name(name) {
+            Some(permission) => self.insert(permission),
+            None => self.0 |= UNKNOWN,
+        }
+    }
+
+    /// This set without the unknown permissions: what a non-staff user
+    /// holds of what their groups carry.
+    pub fn known(self) -> Permissions {
+        Permissions(self.0 & !UNKNOWN)
     }
 
     const ALL_BITS: Permissions = {
@@ -115,10 +136,11 @@ impl Permissions {
 
     /// The names, comma-separated, for messages.
     pub fn names(self) -> String {
-        self.iter()
-            .map(Permission::name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut names: Vec<&str> = self.iter().map(Permission::name).collect();
+        if self.0 & UNKNOWN != 0 {
+            names.push("a permission this version does not know");
+        }
+        names.join(", ")
     }
 }
 
@@ -163,5 +185,21 @@ mod tests {
         assert_eq!(both.without(users).names(), "MANAGE_GROUPS");
         assert_eq!(Permissions::all().iter().count(), Permission::ALL.len());
         assert_eq!(users.union(both), both);
+    }
+
+    #[test]
+    fn unknown_names_fail_closed() {
+        let mut carried = Permissions::NONE;
+        carried.insert_name("MANAGE_USERS");
+        carried.insert_name("MANAGE_WIDGETS");
+        let every_known: Permissions = Permission::ALL.into_iter().collect();
+        assert!(!every_known.covers(carried));
+        assert!(Permissions::all().covers(carried));
+        assert_eq!(carried.known().names(), "MANAGE_USERS");
+        assert_eq!(
+            carried.without(every_known).names(),
+            "a permission this version does not know"
+        );
+        assert_eq!(carried.iter().count(), 1);
     }
 }

@@ -43,8 +43,8 @@ use async_graphql::{
     },
 };
 
-use super::pagination::DEFAULT_PAGE_SIZE;
 use crate::config::Config;
+use crate::services::reads::pagination::DEFAULT_PAGE_SIZE;
 
 /// Most nested selection sets and fragment spreads on one path; beyond it
 /// the walk stops (it recurses, and a stack is finite).

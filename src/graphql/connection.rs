@@ -2,7 +2,7 @@
 use async_graphql::{Object, SimpleObject};
 
 use super::types::{Division, Group, User};
-use crate::error::Error;
+use crate::{error::Error, services::reads::pagination::Page};
 
 /// Where a page sits in its list.
 #[derive(SimpleObject, Clone, Debug)]
@@ -39,7 +39,7 @@ macro_rules! connection {
         impl $connection {
             /// Builds the connection from a fetched page.
             pub fn new<M>(
-                page: super::pagination::Page<M>,
+                page: Page<M>,
                 node: impl Fn(M) -> $node,
                 total_count: Option<i64>,
             ) -> Self {
@@ -93,7 +93,7 @@ connection!(UserConnection, UserEdge, User, "user");
 connection!(GroupConnection, GroupEdge, Group, "group");
 connection!(DivisionConnection, DivisionEdge, Division, "division");
 
-fn page_info<M>(page: &super::pagination::Page<M>) -> PageInfo {
+fn page_info<M>(page: &Page<M>) -> PageInfo {
     PageInfo {
         has_next_page: page.has_next_page,
         has_previous_page: page.has_previous_page,

@@ -4,6 +4,10 @@
 //! - a nullable field whose resolver fails resolves to `null` (async-graphql
 //!   would leave the key out, or null the whole `data` at the root), and its
 //!   error, path included, is added to the response;
+//! - an error a resolver returned as roster's own [`Error`] (converted by
+//!   `?`, which keeps it as the error's source) gets its code, fields and
+//!   `retryAfter` here, at the schema's edge, so that no resolver can lose
+//!   them;
 //! - a response that comes from running the operation is marked, so that
 //!   the HTTP layer can tell it from a request error (one that stopped the
 //!   request before anything ran), which has no `data` at all.
@@ -17,6 +21,8 @@ use async_graphql::{
     },
     parser::types::ExecutableDocument,
 };
+
+use crate::error::Error;
 
 /// The (never sent) header that marks a response whose operation ran.
 const EXECUTED: &str = "x-roster-executed";
@@ -112,9 +118,17 @@ impl Extension for ErrorCodes {
         if let Ok(mut nulled) = self.nulled.lock() {
             response.errors.append(&mut nulled);
         }
-        // Our own errors carry a code already; what is left comes from
-        // coercing arguments (a malformed DateTime, say).
         for error in &mut response.errors {
+            if !has_code(error)
+                && let Some(ours) = error
+                    .source
+                    .as_ref()
+                    .and_then(|source| source.downcast_ref::<Error>())
+            {
+                ours.extend_values(error.extensions.get_or_insert_with(Default::default));
+            }
+            // What is left comes from coercing arguments (a malformed
+            // DateTime, say).
             set_code(error, "BAD_USER_INPUT");
         }
         response

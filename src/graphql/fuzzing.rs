@@ -7,9 +7,8 @@ use sea_orm::DbBackend;
 use super::{
     hot_paths::{parse_user_filter, user_filter_sql},
     inputs::UserOrder,
-    listing::user_keys,
-    pagination::decode_cursor,
 };
+use crate::services::reads::{Order, UserOrderField, pagination::decode_cursor, user_keys};
 
 /// Feeds `data` to the cursor decoder (as text) and, when it is JSON, to the
 /// filter compiler and the SQL builder of both databases. It must never panic.
@@ -23,6 +22,7 @@ pub fn cursor_and_filter(data: &[u8]) {
     if let Ok(value) = async_graphql::Value::from_json(json.clone())
         && let Ok(orders) = <Vec<UserOrder>>::parse(Some(value))
     {
+        let orders: Vec<Order<UserOrderField>> = orders.into_iter().map(Into::into).collect();
         let keys = user_keys(&orders);
         let _ = decode_cursor(&keys, &text, "after");
     }

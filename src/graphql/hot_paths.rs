@@ -5,20 +5,23 @@ use async_graphql::InputType;
 use entity::user;
 use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
 
-use super::{
-    filters,
-    inputs::{SortDirection, UserFilter, UserOrder, UserOrderField},
-    listing::user_keys,
+use super::inputs::UserFilter;
+use crate::services::reads::{
+    self, Order, UserOrderField, filters,
     pagination::{KeyValue, SortKey, decode_cursor, encode_cursor},
+    user_keys,
 };
 
-/// A user filter as a client sends it (GraphQL input, as JSON).
-pub struct ParsedUserFilter(UserFilter);
+/// A user filter as a client sends it (GraphQL input, as JSON), converted
+/// as a request's is.
+pub struct ParsedUserFilter(reads::UserFilter);
 
 /// `json` as a `UserFilter`, or `None` when it is not one.
 pub fn parse_user_filter(json: serde_json::Value) -> Option<ParsedUserFilter> {
     let value = async_graphql::Value::from_json(json).ok()?;
-    UserFilter::parse(Some(value)).ok().map(ParsedUserFilter)
+    UserFilter::parse(Some(value))
+        .ok()
+        .map(|filter| ParsedUserFilter(filter.into()))
 }
 
 /// The SQL of the users query `filter` compiles to.
@@ -36,9 +39,9 @@ pub fn user_filter_sql(filter: &ParsedUserFilter, backend: DbBackend) -> Option<
 pub struct EmailOrder(Vec<SortKey>);
 
 pub fn email_order() -> EmailOrder {
-    EmailOrder(user_keys(&[UserOrder {
+    EmailOrder(user_keys(&[Order {
         field: UserOrderField::Email,
-        direction: Some(SortDirection::Asc),
+        descending: false,
     }]))
 }
 

@@ -5,6 +5,7 @@ use super::{
     scalars::DateTime,
     types::{DivisionType, Permission},
 };
+use crate::services::reads;
 
 /// Every operator given must hold (AND). `i*` lookups ignore case (full
 /// Unicode case folding); `%`, `_` and `\` match themselves.
@@ -222,4 +223,166 @@ pub struct DivisionOrder {
     /// Ascending by default.
     #[graphql(default_with = "Some(SortDirection::Asc)")]
     pub direction: Option<SortDirection>,
+}
+
+// Into the read services' plain queries.
+
+fn boxed<T, U: From<T>>(value: Option<Box<T>>) -> Option<Box<U>> {
+    value.map(|inner| Box::new(U::from(*inner)))
+}
+
+fn each<T, U: From<T>>(values: Option<Vec<T>>) -> Option<Vec<U>> {
+    values.map(|values| values.into_iter().map(U::from).collect())
+}
+
+impl From<StringFilter> for reads::StringFilter {
+    fn from(f: StringFilter) -> Self {
+        Self {
+            exact: f.exact,
+            iexact: f.iexact,
+            contains: f.contains,
+            icontains: f.icontains,
+            startswith: f.startswith,
+            istartswith: f.istartswith,
+            endswith: f.endswith,
+            iendswith: f.iendswith,
+            in_: f.in_,
+            is_null: f.is_null,
+            gt: f.gt,
+            gte: f.gte,
+            lt: f.lt,
+            lte: f.lte,
+        }
+    }
+}
+
+impl From<IdFilter> for reads::IdFilter {
+    fn from(f: IdFilter) -> Self {
+        let text = |id: Option<ID>| id.map(|id| id.0);
+        Self {
+            exact: text(f.exact),
+            in_: f.in_.map(|ids| ids.into_iter().map(|id| id.0).collect()),
+            gt: text(f.gt),
+            gte: text(f.gte),
+            lt: text(f.lt),
+            lte: text(f.lte),
+            is_null: f.is_null,
+        }
+    }
+}
+
+impl From<DateTimeFilter> for reads::DateTimeFilter {
+    fn from(f: DateTimeFilter) -> Self {
+        let time = |t: Option<DateTime>| t.map(|t| t.0);
+        Self {
+            exact: time(f.exact),
+            gt: time(f.gt),
+            gte: time(f.gte),
+            lt: time(f.lt),
+            lte: time(f.lte),
+            is_null: f.is_null,
+        }
+    }
+}
+
+impl From<UserFilter> for reads::UserFilter {
+    fn from(f: UserFilter) -> Self {
+        Self {
+            id: f.id.map(Into::into),
+            username: f.username.map(Into::into),
+            first_name: f.first_name.map(Into::into),
+            last_name: f.last_name.map(Into::into),
+            is_active: f.is_active,
+            date_joined: f.date_joined.map(Into::into),
+            division_id: f.division_id.map(Into::into),
+            division_type: f.division_type.map(Into::into),
+            group_id: f.group_id.map(Into::into),
+            email: f.email.map(Into::into),
+            phone_number: f.phone_number.map(Into::into),
+            last_login: f.last_login.map(Into::into),
+            is_staff: f.is_staff,
+            is_superuser: f.is_superuser,
+            permission: f.permission.map(Into::into),
+            and: each(f.and),
+            or: each(f.or),
+            not: boxed(f.not),
+        }
+    }
+}
+
+impl From<GroupFilter> for reads::GroupFilter {
+    fn from(f: GroupFilter) -> Self {
+        Self {
+            id: f.id.map(Into::into),
+            name: f.name.map(Into::into),
+            and: each(f.and),
+            or: each(f.or),
+            not: boxed(f.not),
+        }
+    }
+}
+
+impl From<DivisionFilter> for reads::DivisionFilter {
+    fn from(f: DivisionFilter) -> Self {
+        Self {
+            id: f.id.map(Into::into),
+            name: f.name.map(Into::into),
+            division_type: f.division_type.map(Into::into),
+            is_active: f.is_active,
+            parent_id: f.parent_id.map(Into::into),
+            and: each(f.and),
+            or: each(f.or),
+            not: boxed(f.not),
+        }
+    }
+}
+
+fn descending(direction: Option<SortDirection>) -> bool {
+    direction == Some(SortDirection::Desc)
+}
+
+impl From<UserOrder> for reads::Order<reads::UserOrderField> {
+    fn from(o: UserOrder) -> Self {
+        use reads::UserOrderField as F;
+        let field = match o.field {
+            UserOrderField::Id => F::Id,
+            UserOrderField::Username => F::Username,
+            UserOrderField::FirstName => F::FirstName,
+            UserOrderField::LastName => F::LastName,
+            UserOrderField::DateJoined => F::DateJoined,
+            UserOrderField::Email => F::Email,
+            UserOrderField::LastLogin => F::LastLogin,
+        };
+        Self {
+            field,
+            descending: descending(o.direction),
+        }
+    }
+}
+
+impl From<GroupOrder> for reads::Order<reads::GroupOrderField> {
+    fn from(o: GroupOrder) -> Self {
+        let field = match o.field {
+            GroupOrderField::Id => reads::GroupOrderField::Id,
+            GroupOrderField::Name => reads::GroupOrderField::Name,
+        };
+        Self {
+            field,
+            descending: descending(o.direction),
+        }
+    }
+}
+
+impl From<DivisionOrder> for reads::Order<reads::DivisionOrderField> {
+    fn from(o: DivisionOrder) -> Self {
+        let field = match o.field {
+            DivisionOrderField::Id => reads::DivisionOrderField::Id,
+            DivisionOrderField::Name => reads::DivisionOrderField::Name,
+            DivisionOrderField::CreatedAt => reads::DivisionOrderField::CreatedAt,
+        };
+        Self {
+            field,
+            descending: descending(o.direction),
+        }
+    }
 }

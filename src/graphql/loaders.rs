@@ -1,189 +1,84 @@
 //! DataLoaders: every nested lookup of one request is batched into one query
 //! per kind, so a page of N users costs the same number of statements as one.
+//! What each batch reads is the read services' ([`Reader`]).
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
     Context, ErrorExtensions,
     dataloader::{DataLoader, HashMapCache, Loader},
 };
-use entity::{division, group, membership, user};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
-};
+use entity::{division, group, user};
 
-use crate::request_deadline::spawn_within_deadline;
 use crate::{
     domain::Permissions,
-    error::Error,
-    services::{
-        access::{self, Account},
-        read_cache::ReadCaches,
-    },
+    error::{Error, Result},
+    request_deadline::spawn_within_deadline,
+    services::reads::Reader,
 };
 
-type LoadResult<V> = Result<HashMap<i64, V>, async_graphql::Error>;
+type LoadResult<V> = std::result::Result<HashMap<i64, V>, async_graphql::Error>;
 
-fn failed(error: sea_orm::DbErr) -> async_graphql::Error {
-    Error::from(error).extend()
+fn loaded<V>(result: Result<HashMap<i64, V>>) -> LoadResult<V> {
+    result.map_err(|e| e.extend())
 }
 
-/// What the loaders of one request read from: the database, and the
-/// process's read caches unless the operation is a mutation (what it
-/// returns must show what it changed, and the caches are only forgotten when
-/// it ends).
-pub struct Source {
-    db: DatabaseConnection,
-    caches: Option<Arc<ReadCaches>>,
-}
+/// Defines a loader by id over one `Reader` method.
+macro_rules! loader {
+    ($name:ident, $value:ty, $method:ident, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name(Arc<Reader>);
 
-impl Source {
-    fn caches(&self) -> Option<&ReadCaches> {
-        self.caches.as_deref()
-    }
-}
+        impl Loader<i64> for $name {
+            type Value = $value;
+            type Error = async_graphql::Error;
 
-/// Divisions by id.
-pub struct DivisionById(Arc<Source>);
-
-impl Loader<i64> for DivisionById {
-    type Value = Arc<division::Model>;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, ids: &[i64]) -> LoadResult<Self::Value> {
-        let load = |ids: Vec<i64>| divisions_by_id(&self.0.db, ids);
-        let found = match self.0.caches() {
-            Some(caches) => caches.divisions.get_or_load_many(ids, load).await?,
-            None => load(ids.to_vec()).await?,
-        };
-        Ok(found
-            .into_iter()
-            .filter_map(|(id, division)| Some((id, division?)))
-            .collect())
-    }
-}
-
-async fn divisions_by_id(
-    db: &DatabaseConnection,
-    ids: Vec<i64>,
-) -> LoadResult<Option<Arc<division::Model>>> {
-    let rows = division::Entity::find()
-        .filter(division::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(failed)?;
-    Ok(rows
-        .into_iter()
-        .map(|d| (d.id, Some(Arc::new(d))))
-        .collect())
-}
-
-/// The groups of each user, by user id, ordered by name.
-pub struct GroupsByUser(Arc<Source>);
-
-impl Loader<i64> for GroupsByUser {
-    type Value = Arc<Vec<group::Model>>;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, user_ids: &[i64]) -> LoadResult<Self::Value> {
-        let load = |user_ids: Vec<i64>| groups_of_users(&self.0.db, user_ids);
-        match self.0.caches() {
-            Some(caches) => caches.groups_by_user.get_or_load_many(user_ids, load).await,
-            None => load(user_ids.to_vec()).await,
+            async fn load(&self, ids: &[i64]) -> LoadResult<Self::Value> {
+                loaded(self.0.$method(ids).await)
+            }
         }
-    }
+    };
 }
 
-async fn groups_of_users(
-    db: &DatabaseConnection,
-    user_ids: Vec<i64>,
-) -> LoadResult<Arc<Vec<group::Model>>> {
-    let rows: Vec<(i64, i64, String, String)> = membership::Entity::find()
-        .select_only()
-        .column(membership::Column::UserId)
-        .column(group::Column::Id)
-        .column(group::Column::Name)
-        .column(group::Column::NameFolded)
-        .join(JoinType::InnerJoin, membership::Relation::Group.def())
-        .filter(membership::Column::UserId.is_in(user_ids.iter().copied()))
-        .into_tuple()
-        .all(db)
-        .await
-        .map_err(failed)?;
-    let mut by_user: HashMap<i64, Vec<group::Model>> =
-        user_ids.iter().map(|&id| (id, Vec::new())).collect();
-    for (user_id, id, name, name_folded) in rows {
-        by_user.entry(user_id).or_default().push(group::Model {
-            id,
-            name,
-            name_folded,
-        });
-    }
-    Ok(by_user
-        .into_iter()
-        .map(|(user_id, mut groups)| {
-            groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
-            (user_id, Arc::new(groups))
-        })
-        .collect())
-}
+loader!(
+    DivisionById,
+    Arc<division::Model>,
+    divisions_by_id,
+    "Divisions by id."
+);
+loader!(
+    GroupsByUser,
+    Arc<Vec<group::Model>>,
+    groups_of_users,
+    "The groups of each user, by user id, ordered by name."
+);
+loader!(
+    MemberCountByGroup,
+    i64,
+    member_counts,
+    "The number of members of each group, by group id."
+);
+loader!(
+    PermissionsByUser,
+    Permissions,
+    granted_to_users,
+    "What the groups of each user carry, by user id."
+);
+loader!(
+    PermissionsByGroup,
+    Permissions,
+    carried_by_groups,
+    "What each group carries, by group id."
+);
 
-/// The number of members of each group, by group id.
-pub struct MemberCountByGroup(DatabaseConnection);
-
-impl Loader<i64> for MemberCountByGroup {
-    type Value = i64;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, group_ids: &[i64]) -> LoadResult<Self::Value> {
-        let rows: Vec<(i64, i64)> = membership::Entity::find()
-            .select_only()
-            .column(membership::Column::GroupId)
-            .column_as(membership::Column::UserId.count(), "members")
-            .filter(membership::Column::GroupId.is_in(group_ids.iter().copied()))
-            .group_by(membership::Column::GroupId)
-            .into_tuple()
-            .all(&self.0)
-            .await
-            .map_err(failed)?;
-        let mut counts: HashMap<i64, i64> = group_ids.iter().map(|&id| (id, 0)).collect();
-        counts.extend(rows);
-        Ok(counts)
-    }
-}
-
-/// What the groups of each user carry, by user id.
-pub struct PermissionsByUser(DatabaseConnection);
-
-impl Loader<i64> for PermissionsByUser {
-    type Value = Permissions;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, user_ids: &[i64]) -> LoadResult<Self::Value> {
-        access::granted_to_users(&self.0, user_ids)
-            .await
-            .map_err(|e| e.extend())
-    }
-}
-
-/// What each group carries, by group id.
-pub struct PermissionsByGroup(DatabaseConnection);
-
-impl Loader<i64> for PermissionsByGroup {
-    type Value = Permissions;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, group_ids: &[i64]) -> LoadResult<Self::Value> {
-        access::carried_by_groups(&self.0, group_ids)
-            .await
-            .map_err(|e| e.extend())
-    }
+fn data_loader<T: Loader<i64>>(loader: T) -> DataLoader<T, HashMapCache> {
+    DataLoader::with_cache(loader, spawn_within_deadline, HashMapCache::default())
 }
 
 /// The loaders of one request, each with a cache that lives as long as the
 /// request: made fresh for each. Across requests, only the process's read
 /// caches (with their expiry and invalidation) keep divisions and groups.
 pub struct Loaders {
-    source: Arc<Source>,
+    pub reader: Arc<Reader>,
     pub division_by_id: DataLoader<DivisionById, HashMapCache>,
     pub groups_by_user: DataLoader<GroupsByUser, HashMapCache>,
     pub member_count_by_group: DataLoader<MemberCountByGroup, HashMapCache>,
@@ -192,56 +87,22 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    /// Loaders reading through `caches` when given (not for a mutation).
-    pub fn new(db: &DatabaseConnection, caches: Option<&Arc<ReadCaches>>) -> Self {
-        let source = Arc::new(Source {
-            db: db.clone(),
-            caches: caches.cloned(),
-        });
+    pub fn new(reader: Reader) -> Self {
+        let reader = Arc::new(reader);
         Self {
-            division_by_id: DataLoader::with_cache(
-                DivisionById(Arc::clone(&source)),
-                spawn_within_deadline,
-                HashMapCache::default(),
-            ),
-            groups_by_user: DataLoader::with_cache(
-                GroupsByUser(Arc::clone(&source)),
-                spawn_within_deadline,
-                HashMapCache::default(),
-            ),
-            member_count_by_group: DataLoader::with_cache(
-                MemberCountByGroup(db.clone()),
-                spawn_within_deadline,
-                HashMapCache::default(),
-            ),
-            permissions_by_user: DataLoader::with_cache(
-                PermissionsByUser(db.clone()),
-                spawn_within_deadline,
-                HashMapCache::default(),
-            ),
-            permissions_by_group: DataLoader::with_cache(
-                PermissionsByGroup(db.clone()),
-                spawn_within_deadline,
-                HashMapCache::default(),
-            ),
-            source,
-        }
-    }
-
-    /// The user `id` with their permissions, through the users cache when
-    /// this request may use it.
-    pub async fn user(&self, id: i64) -> Result<Option<Arc<Account>>, Error> {
-        let load = access::load_account(&self.source.db, id);
-        match self.source.caches() {
-            Some(caches) => caches.users.get_or_load(id, load).await,
-            None => load.await,
+            division_by_id: data_loader(DivisionById(Arc::clone(&reader))),
+            groups_by_user: data_loader(GroupsByUser(Arc::clone(&reader))),
+            member_count_by_group: data_loader(MemberCountByGroup(Arc::clone(&reader))),
+            permissions_by_user: data_loader(PermissionsByUser(Arc::clone(&reader))),
+            permissions_by_group: data_loader(PermissionsByGroup(Arc::clone(&reader))),
+            reader,
         }
     }
 
     /// Loads, in one batch per level, what the selection will ask of these
-    /// users (divisions and their parents, groups and their member counts),
-    /// so that the statements of a page do not depend on how the resolvers
-    /// happen to be scheduled.
+    /// users (divisions and their parents, groups, their member counts and
+    /// permissions, the users' permissions), so that the statements of a
+    /// page do not depend on how the resolvers happen to be scheduled.
     pub async fn prime_for_users(
         &self,
         users: &[&user::Model],
@@ -260,19 +121,17 @@ impl Loaders {
                 .groups_by_user
                 .load_many(users.iter().map(|u| u.id))
                 .await?;
-            if wants.group_member_count {
-                let ids: Vec<i64> = groups
+            let ids = || -> Vec<i64> {
+                groups
                     .values()
                     .flat_map(|g| g.iter().map(|g| g.id))
-                    .collect();
-                self.member_count_by_group.load_many(ids).await?;
+                    .collect()
+            };
+            if wants.group_member_count {
+                self.member_count_by_group.load_many(ids()).await?;
             }
             if wants.group_permissions {
-                let ids: Vec<i64> = groups
-                    .values()
-                    .flat_map(|g| g.iter().map(|g| g.id))
-                    .collect();
-                self.permissions_by_group.load_many(ids).await?;
+                self.permissions_by_group.load_many(ids()).await?;
             }
         }
         if wants.permissions {

@@ -2,16 +2,14 @@
 pub mod analysis;
 mod connection;
 pub mod error_codes;
-mod filters;
 pub mod fuzzing;
 pub mod guards;
 pub mod hot_paths;
 mod inputs;
-mod listing;
+mod lists;
 pub mod loaders;
 mod mutation;
 mod no_introspection;
-mod pagination;
 pub mod parsed_documents;
 mod query;
 pub mod scalars;
@@ -86,8 +84,5 @@ pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
 
 /// A database id given as an `ID`; malformed is `BAD_USER_INPUT` on `field`.
 pub fn parse_id(id: &ID, field: &str) -> Result<i64, Error> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| Error::bad_input(field, "Not a valid id."))
+    crate::services::parse_id(id.as_str(), field)
 }

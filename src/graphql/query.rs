@@ -1,25 +1,18 @@
-use async_graphql::{Context, ErrorExtensions, ID, Object, ResultExt};
-use entity::{division, group};
-use sea_orm::{Condition, EntityTrait};
+use async_graphql::{Context, ID, Object};
 
 use super::{
     connection::{DivisionConnection, GroupConnection, UserConnection},
     guards::access,
     inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
-    listing::{self, UserListArgs},
+    lists::{self, ListArgs, UserListArgs},
     loaders::loaders,
-    pagination::PageArgs,
-    parse_id, state,
+    parse_id,
     types::{Division, Group, User},
 };
-use crate::error::Error;
+use crate::services::reads::{UserScope, pagination::PageArgs};
 
 /// The read side of roster.
 pub struct Query;
-
-fn not_found(what: &str) -> async_graphql::Error {
-    Error::NotFound(format!("No {what} with that id.")).extend()
-}
 
 #[Object]
 impl Query {
@@ -32,12 +25,11 @@ impl Query {
 
     /// One user; null and NOT_FOUND when there is none with that id.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
-        access(ctx).user().extend()?;
-        let id = parse_id(&id, "id").extend()?;
-        let found = loaders(ctx)?.user(id).await.extend()?;
-        found
-            .map(|account| Some(User::of_account(&account)))
-            .ok_or_else(|| not_found("user"))
+        let account = loaders(ctx)?
+            .reader
+            .user(access(ctx), parse_id(&id, "id")?)
+            .await?;
+        Ok(Some(User::of_account(&account)))
     }
 
     /// Users, filtered, searched, ordered and paged. Default page: the first 20.
@@ -66,29 +58,21 @@ impl Query {
             offset,
             limit,
         };
-        let args = UserListArgs {
+        let list = ListArgs {
             filter,
-            search,
             order_by,
             page,
         };
-        listing::list_users(ctx, Condition::all(), args)
-            .await
-            .extend()
+        lists::users(ctx, UserScope::Everyone, UserListArgs { list, search }).await
     }
 
     /// One group; null and NOT_FOUND when there is none with that id.
     async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
-        access(ctx).user().extend()?;
-        let id = parse_id(&id, "id").extend()?;
-        let found = group::Entity::find_by_id(id)
-            .one(&state(ctx)?.db)
-            .await
-            .map_err(Error::from)
-            .extend()?;
-        found
-            .map(|g| Some(Group(g)))
-            .ok_or_else(|| not_found("group"))
+        let group = loaders(ctx)?
+            .reader
+            .group(access(ctx), parse_id(&id, "id")?)
+            .await?;
+        Ok(Some(Group(group)))
     }
 
     /// Groups, filtered, ordered and paged.
@@ -113,23 +97,21 @@ impl Query {
             offset,
             limit,
         };
-        listing::list_groups(ctx, filter, order_by, page)
-            .await
-            .extend()
+        let list = ListArgs {
+            filter,
+            order_by,
+            page,
+        };
+        lists::groups(ctx, list).await
     }
 
     /// One division; null and NOT_FOUND when there is none with that id.
     async fn division(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Division>> {
-        access(ctx).user().extend()?;
-        let id = parse_id(&id, "id").extend()?;
-        let found = division::Entity::find_by_id(id)
-            .one(&state(ctx)?.db)
-            .await
-            .map_err(Error::from)
-            .extend()?;
-        found
-            .map(|d| Some(Division(d.into())))
-            .ok_or_else(|| not_found("division"))
+        let division = loaders(ctx)?
+            .reader
+            .division(access(ctx), parse_id(&id, "id")?)
+            .await?;
+        Ok(Some(Division(division)))
     }
 
     /// Divisions, filtered, ordered and paged.
@@ -154,8 +136,11 @@ impl Query {
             offset,
             limit,
         };
-        listing::list_divisions(ctx, filter, order_by, page)
-            .await
-            .extend()
+        let list = ListArgs {
+            filter,
+            order_by,
+            page,
+        };
+        lists::divisions(ctx, list).await
     }
 }

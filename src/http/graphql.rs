@@ -26,6 +26,7 @@ use crate::{
         error_codes::take_executed_mark,
         loaders::Loaders,
     },
+    services::reads::Reader,
 };
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -112,7 +113,11 @@ pub async fn handle(
     let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
         let request = request
             .data(viewer.clone())
-            .data(Loaders::new(&state.app.db, caches))
+            .data(Loaders::new(Reader::new(
+                &state.app.db,
+                caches,
+                &state.app.config,
+            )))
             .data(client);
         async {
             match plan {

@@ -57,7 +57,7 @@ pub fn effective(user: &user::Model, granted: Permissions) -> Permissions {
     } else if is_staff(user) {
         Permissions::all()
     } else {
-        granted
+        granted.known()
     }
 }
 
@@ -169,7 +169,7 @@ impl Access {
         self.may_touch(target)?;
         let missing = granted.without(self.permissions());
         if !missing.is_empty() {
-            return Err(forbidden(format!(
+            return Err(self.refused_over(format!(
                 "The user holds permissions you lack: {}.",
                 missing.names()
             )));
@@ -177,14 +177,26 @@ impl Access {
         Ok(())
     }
 
+    /// A refusal to manage a user: naming what the user holds only to a
+    /// viewer who may read it (flags and permissions are guarded fields).
+    fn refused_over(&self, detail: String) -> Error {
+        if self.holds(Permission::ViewUserDetails) {
+            forbidden(detail)
+        } else {
+            forbidden(
+                "You may not manage this user: they hold rights you lack (with VIEW_USER_DETAILS you could see which).",
+            )
+        }
+    }
+
     /// Any change to `target`: a superuser's only by a superuser, a staff
     /// user's only by staff.
     pub fn may_touch(&self, target: &user::Model) -> Result<()> {
         if target.is_superuser && !self.is_superuser() {
-            return Err(forbidden("Only a superuser may change a superuser."));
+            return Err(self.refused_over("Only a superuser may change a superuser.".to_owned()));
         }
         if target.is_staff && !self.is_staff() {
-            return Err(forbidden("Only staff may change a staff user."));
+            return Err(self.refused_over("Only staff may change a staff user.".to_owned()));
         }
         Ok(())
     }
@@ -271,8 +283,8 @@ pub async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<Option<A
     let mut granted = Permissions::NONE;
     for row in &rows {
         let name: Option<String> = row.try_get("", "granted_permission")?;
-        if let Some(permission) = name.as_deref().and_then(Permission::from_name) {
-            granted.insert(permission);
+        if let Some(name) = name {
+            granted.insert_name(&name);
         }
     }
     Ok(Some(Arc::new(Account {
@@ -293,9 +305,7 @@ fn collect(rows: Vec<(i64, String)>, ids: &[i64]) -> HashMap<i64, Permissions> {
     let mut found: HashMap<i64, Permissions> =
         ids.iter().map(|&id| (id, Permissions::NONE)).collect();
     for (id, name) in rows {
-        if let Some(permission) = Permission::from_name(&name) {
-            found.entry(id).or_default().insert(permission);
-        }
+        found.entry(id).or_default().insert_name(&name);
     }
     found
 }
@@ -426,7 +436,7 @@ pub async fn ensure_still_managed(db: &impl ConnectionTrait, before: Permissions
 }
 
 /// Sets the permissions group `group_id` carries (the caller has checked
-/// the group exists and the rules).
+/// the group exists and the rules). Names this build does not know stay.
 pub async fn set_carried(
     db: &impl ConnectionTrait,
     group_id: i64,
@@ -434,6 +444,7 @@ pub async fn set_carried(
 ) -> Result<()> {
     group_permission::Entity::delete_many()
         .filter(group_permission::Column::GroupId.eq(group_id))
+        .filter(group_permission::Column::Permission.is_in(Permission::ALL.map(Permission::name)))
         .exec(db)
         .await?;
     if !permissions.is_empty() {

@@ -17,6 +17,7 @@ use super::{
     password_hash::Verified,
     refresh_tokens::{self, Rotated, Rotation},
     tokens::INVALID_TOKEN,
+    user_admin,
     users::{self, NewUser},
 };
 use crate::{
@@ -279,6 +280,20 @@ async fn replace_password(
     unchanged: Option<Unchanged<'_>>,
 ) -> Result<bool> {
     let txn = db.begin().await?;
+    let replaced = write_password(&txn, user_id, hash, unchanged).await?;
+    if replaced {
+        txn.commit().await?;
+    }
+    Ok(replaced)
+}
+
+/// [`replace_password`], inside the caller's transaction.
+async fn write_password(
+    txn: &impl ConnectionTrait,
+    user_id: i64,
+    hash: String,
+    unchanged: Option<Unchanged<'_>>,
+) -> Result<bool> {
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
         .col_expr(
@@ -292,12 +307,11 @@ async fn replace_password(
             .filter(user::Column::PasswordHash.eq(unchanged.password_hash))
             .filter(user::Column::IsActive.eq(true));
     }
-    if update.exec(&txn).await?.rows_affected != 1 {
+    if update.exec(txn).await?.rows_affected != 1 {
         return Ok(false);
     }
-    refresh_tokens::revoke_all_of_user(&txn, user_id).await?;
-    login_limit::forget_known_clients(&txn, user_id).await?;
-    txn.commit().await?;
+    refresh_tokens::revoke_all_of_user(txn, user_id).await?;
+    login_limit::forget_known_clients(txn, user_id).await?;
     Ok(true)
 }
 
@@ -393,8 +407,17 @@ pub async fn set_user_password(
         return Err(Error::BadUserInput(errors));
     }
     let hash = state.hasher.hash(password).await?;
-    if !replace_password(&state.db, target.id, hash, None).await? {
+    // Checked again where the password is written: the target may have
+    // gained permissions while the password was hashed.
+    let txn = user_admin::begin_write(&state.db).await?;
+    let target = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::NotFound("No user with that id.".into()))?;
+    viewer.may_manage_user(&txn, &target).await?;
+    if !write_password(&txn, target.id, hash, None).await? {
         return Err(Error::NotFound("No user with that id.".into()));
     }
+    txn.commit().await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod demo_data;
 pub mod login_limit;
 pub mod password_hash;
 pub mod read_cache;
+pub mod reads;
 pub mod refresh_tokens;
 pub mod settings;
 pub mod tokens;
@@ -31,6 +32,14 @@ pub(crate) async fn lock_on_postgres(
         .await?;
     }
     Ok(())
+}
+
+/// A database id given as text; malformed is `BAD_USER_INPUT` on `field`.
+pub fn parse_id(id: &str, field: &str) -> crate::error::Result<i64> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| crate::error::Error::bad_input(field, "Not a valid id."))
 }
 
 /// Lower-case hex of `bytes` (token ids and digests).

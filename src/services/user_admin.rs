@@ -532,6 +532,7 @@ pub async fn update(
 
 /// `activateUser`: idempotent; refused while the user's division is inactive.
 pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<user::Model> {
+    viewer.require(Permission::ManageUsers)?;
     let txn = begin_write(db).await?;
     let target = managed_target(&txn, viewer, id).await?;
     if let Some(division_id) = target.division_id {
@@ -556,6 +557,7 @@ pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Resu
 /// `deactivateUser`: idempotent; never oneself, never the last active
 /// superuser; every token of the user stops working at once.
 pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<user::Model> {
+    viewer.require(Permission::ManageUsers)?;
     if viewer.is_self(id) {
         return Err(forbidden("You cannot deactivate yourself."));
     }
@@ -565,6 +567,7 @@ pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Re
     if !target.is_active {
         return Ok(target);
     }
+    let before = access::before_taking_away(&txn).await?;
     user::Entity::update_many()
         .col_expr(user::Column::IsActive, Expr::value(false))
         .col_expr(
@@ -575,6 +578,7 @@ pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Re
         .exec(&txn)
         .await?;
     ensure_a_superuser_remains(&txn, target.is_superuser).await?;
+    access::ensure_still_managed(&txn, before).await?;
     refresh_tokens::revoke_all_of_user(&txn, id).await?;
     login_limit::forget_known_clients(&txn, id).await?;
     let user = user::Entity::find_by_id(id)
@@ -588,15 +592,18 @@ pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Re
 /// `deleteUser`: never oneself, never the last active superuser; the
 /// user's memberships and tokens go with it.
 pub async fn delete(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<i64> {
+    viewer.require(Permission::ManageUsers)?;
     if viewer.is_self(id) {
         return Err(forbidden("You cannot delete yourself."));
     }
     let txn = begin_write(db).await?;
     lock_superusers(&txn).await?;
     let target = managed_target(&txn, viewer, id).await?;
+    let before = access::before_taking_away(&txn).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
     login_limit::forget_known_clients(&txn, id).await?;
     ensure_a_superuser_remains(&txn, target.is_superuser && target.is_active).await?;
+    access::ensure_still_managed(&txn, before).await?;
     txn.commit().await?;
     Ok(id)
 }
@@ -611,14 +618,14 @@ async fn membership_parties(
     group_id: i64,
 ) -> Result<user::Model> {
     viewer.require(Permission::ManageGroupMembers)?;
+    if group::Entity::find_by_id(group_id).one(db).await?.is_none() {
+        return Err(Error::NotFound("No group with that id.".into()));
+    }
     let target = user::Entity::find_by_id(user_id)
         .one(db)
         .await?
         .ok_or_else(not_found)?;
     viewer.may_touch(&target)?;
-    if group::Entity::find_by_id(group_id).one(db).await?.is_none() {
-        return Err(Error::NotFound("No group with that id.".into()));
-    }
     viewer
         .may_act_on_group_id(db, Permission::ManageGroupMembers, group_id)
         .await?;
@@ -632,6 +639,7 @@ pub async fn assign_to_group(
     user_id: i64,
     group_id: i64,
 ) -> Result<user::Model> {
+    viewer.require(Permission::ManageGroupMembers)?;
     let txn = begin_write(db).await?;
     let target = membership_parties(&txn, viewer, user_id, group_id).await?;
     membership::Entity::insert(membership::ActiveModel {
@@ -652,6 +660,7 @@ pub async fn remove_from_group(
     user_id: i64,
     group_id: i64,
 ) -> Result<user::Model> {
+    viewer.require(Permission::ManageGroupMembers)?;
     let txn = begin_write(db).await?;
     let target = membership_parties(&txn, viewer, user_id, group_id).await?;
     let before = access::before_taking_away(&txn).await?;

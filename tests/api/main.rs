@@ -18,5 +18,6 @@ mod load;
 mod permissions;
 mod processes;
 mod properties;
+mod reads;
 mod schema;
 mod transport;

@@ -1,7 +1,6 @@
 //! The admin mutations: users, groups and divisions. Resolvers read the
 //! viewer, convert the input, and call a service.
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, ResultExt};
-use entity::division;
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 
 use crate::{
     graphql::{
@@ -140,13 +139,6 @@ fn change<T, U>(value: MaybeUndefined<T>, convert: impl FnOnce(T) -> U) -> Chang
     }
 }
 
-fn entity_type(value: DivisionType) -> division::DivisionType {
-    match value {
-        DivisionType::Main => division::DivisionType::Main,
-        DivisionType::Sub => division::DivisionType::Sub,
-    }
-}
-
 #[derive(Default)]
 pub struct AdminMutation;
 
@@ -185,8 +177,7 @@ impl AdminMutation {
             viewer,
             input,
         )
-        .await
-        .extend()?
+        .await?
         .into())
     }
 
@@ -225,8 +216,7 @@ impl AdminMutation {
             viewer,
             input,
         )
-        .await
-        .extend()?;
+        .await?;
         Ok(user.into())
     }
 
@@ -238,7 +228,7 @@ impl AdminMutation {
         input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         let input = UpdateUser {
             username: change(input.username, |v| v),
             email: change(input.email, |v| v),
@@ -250,18 +240,16 @@ impl AdminMutation {
             is_superuser: change(input.is_superuser, |v| v),
         };
         Ok(user_admin::update(&state(ctx)?.db, viewer, id, input)
-            .await
-            .extend()?
+            .await?
             .into())
     }
 
     /// Staff activate a user; DIVISION_INACTIVE while its division is inactive.
     async fn activate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         Ok(user_admin::activate(&state(ctx)?.db, viewer, id)
-            .await
-            .extend()?
+            .await?
             .into())
     }
 
@@ -269,20 +257,17 @@ impl AdminMutation {
     /// the user's tokens stop working at once.
     async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         Ok(user_admin::deactivate(&state(ctx)?.db, viewer, id)
-            .await
-            .extend()?
+            .await?
             .into())
     }
 
     /// Staff delete a user (not themself, not the last active superuser).
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
-        let deleted = user_admin::delete(&state(ctx)?.db, viewer, id)
-            .await
-            .extend()?;
+        let id = parse_id(&id, "id")?;
+        let deleted = user_admin::delete(&state(ctx)?.db, viewer, id).await?;
         Ok(ID(deleted.to_string()))
     }
 
@@ -294,12 +279,11 @@ impl AdminMutation {
         group_id: ID,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
-        let user_id = parse_id(&user_id, "userId").extend()?;
-        let group_id = parse_id(&group_id, "groupId").extend()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        let group_id = parse_id(&group_id, "groupId")?;
         Ok(
             user_admin::assign_to_group(&state(ctx)?.db, viewer, user_id, group_id)
-                .await
-                .extend()?
+                .await?
                 .into(),
         )
     }
@@ -312,12 +296,11 @@ impl AdminMutation {
         group_id: ID,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
-        let user_id = parse_id(&user_id, "userId").extend()?;
-        let group_id = parse_id(&group_id, "groupId").extend()?;
+        let user_id = parse_id(&user_id, "userId")?;
+        let group_id = parse_id(&group_id, "groupId")?;
         Ok(
             user_admin::remove_from_group(&state(ctx)?.db, viewer, user_id, group_id)
-                .await
-                .extend()?
+                .await?
                 .into(),
         )
     }
@@ -330,9 +313,7 @@ impl AdminMutation {
     ) -> async_graphql::Result<Group> {
         let viewer = access(ctx);
         Ok(Group(
-            catalog::create_group(&state(ctx)?.db, viewer, &input.name)
-                .await
-                .extend()?,
+            catalog::create_group(&state(ctx)?.db, viewer, &input.name).await?,
         ))
     }
 
@@ -344,12 +325,10 @@ impl AdminMutation {
         input: UpdateGroupInput,
     ) -> async_graphql::Result<Group> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         let name = change(input.name, |v| v);
         Ok(Group(
-            catalog::update_group(&state(ctx)?.db, viewer, id, name)
-                .await
-                .extend()?,
+            catalog::update_group(&state(ctx)?.db, viewer, id, name).await?,
         ))
     }
 
@@ -366,22 +345,19 @@ impl AdminMutation {
         >,
     ) -> async_graphql::Result<Group> {
         let viewer = access(ctx);
-        let id = parse_id(&group_id, "groupId").extend()?;
+        let id = parse_id(&group_id, "groupId")?;
         let permissions = permissions.into_iter().map(Into::into).collect();
         Ok(Group(
-            catalog::set_group_permissions(&state(ctx)?.db, viewer, id, permissions)
-                .await
-                .extend()?,
+            catalog::set_group_permissions(&state(ctx)?.db, viewer, id, permissions).await?,
         ))
     }
 
     /// Removes the group and its memberships.
     async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         Ok(ID(catalog::delete_group(&state(ctx)?.db, viewer, id)
-            .await
-            .extend()?
+            .await?
             .to_string()))
     }
 
@@ -395,12 +371,10 @@ impl AdminMutation {
         let parent = input
             .parent_id
             .map(|id| parse_id(&id, "parentId"))
-            .transpose()
-            .extend()?;
-        let kind = entity_type(input.division_type);
-        let division = catalog::create_division(&state(ctx)?.db, viewer, &input.name, kind, parent)
-            .await
-            .extend()?;
+            .transpose()?;
+        let kind = input.division_type.into();
+        let division =
+            catalog::create_division(&state(ctx)?.db, viewer, &input.name, kind, parent).await?;
         Ok(Division(division.into()))
     }
 
@@ -412,16 +386,14 @@ impl AdminMutation {
         input: UpdateDivisionInput,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         let parent = match input.parent_id {
             MaybeUndefined::Undefined => Change::Keep,
             MaybeUndefined::Null => Change::Clear,
-            MaybeUndefined::Value(id) => Change::Set(parse_id(&id, "parentId").extend()?),
+            MaybeUndefined::Value(id) => Change::Set(parse_id(&id, "parentId")?),
         };
         let name = change(input.name, |v| v);
-        let division = catalog::update_division(&state(ctx)?.db, viewer, id, name, parent)
-            .await
-            .extend()?;
+        let division = catalog::update_division(&state(ctx)?.db, viewer, id, name, parent).await?;
         Ok(Division(division.into()))
     }
 
@@ -432,11 +404,10 @@ impl AdminMutation {
         id: ID,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         Ok(Division(
             catalog::set_division_active(&state(ctx)?.db, viewer, id, true)
-                .await
-                .extend()?
+                .await?
                 .into(),
         ))
     }
@@ -449,11 +420,10 @@ impl AdminMutation {
         id: ID,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
+        let id = parse_id(&id, "id")?;
         Ok(Division(
             catalog::set_division_active(&state(ctx)?.db, viewer, id, false)
-                .await
-                .extend()?
+                .await?
                 .into(),
         ))
     }

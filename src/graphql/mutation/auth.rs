@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, InputObject, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::{
     graphql::{ClientAddr, guards::access, parse_id, state, types::User},
@@ -82,9 +82,7 @@ impl AuthMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         };
-        let user = accounts::register(state(ctx)?, registration, &client(ctx))
-            .await
-            .extend()?;
+        let user = accounts::register(state(ctx)?, registration, &client(ctx)).await?;
         Ok(User::as_viewer(user))
     }
 
@@ -95,9 +93,8 @@ impl AuthMutation {
         ctx: &Context<'_>,
         input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = accounts::login(state(ctx)?, &input.username, input.password, &client(ctx))
-            .await
-            .extend()?;
+        let session =
+            accounts::login(state(ctx)?, &input.username, input.password, &client(ctx)).await?;
         Ok(session.into())
     }
 
@@ -107,9 +104,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
-        let session = accounts::refresh(state(ctx)?, &refresh_token, &client(ctx))
-            .await
-            .extend()?;
+        let session = accounts::refresh(state(ctx)?, &refresh_token, &client(ctx)).await?;
         Ok(session.into())
     }
 
@@ -119,9 +114,7 @@ impl AuthMutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<bool> {
-        accounts::logout(state(ctx)?, &refresh_token)
-            .await
-            .extend()?;
+        accounts::logout(state(ctx)?, &refresh_token).await?;
         Ok(true)
     }
 
@@ -133,7 +126,7 @@ impl AuthMutation {
         current_password: String,
         new_password: String,
     ) -> async_graphql::Result<bool> {
-        let viewer = access(ctx).user().extend()?;
+        let viewer = access(ctx).user()?;
         accounts::change_password(
             state(ctx)?,
             viewer,
@@ -141,8 +134,7 @@ impl AuthMutation {
             new_password,
             &client(ctx),
         )
-        .await
-        .extend()?;
+        .await?;
         Ok(true)
     }
 
@@ -155,10 +147,8 @@ impl AuthMutation {
         password: String,
     ) -> async_graphql::Result<bool> {
         let viewer = access(ctx);
-        let id = parse_id(&id, "id").extend()?;
-        accounts::set_user_password(state(ctx)?, viewer, id, password)
-            .await
-            .extend()?;
+        let id = parse_id(&id, "id")?;
+        accounts::set_user_password(state(ctx)?, viewer, id, password).await?;
         Ok(true)
     }
 }

@@ -1,37 +1,25 @@
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object, ResultExt};
-use entity::{division, user};
-use sea_orm::{
-    Condition,
-    sea_query::{Expr, ExprTrait},
-};
+use async_graphql::{Context, Enum, ID, Object};
+use entity::division;
 
-use crate::domain::Permission as Needed;
-use crate::graphql::{
-    connection::UserConnection,
-    guards::access,
-    inputs::{UserFilter, UserOrder},
-    listing::{self, UserListArgs},
-    loaders::loaders,
-    pagination::PageArgs,
-    scalars::DateTime,
+use crate::{
+    graphql::{
+        connection::UserConnection,
+        inputs::{UserFilter, UserOrder},
+        lists::{self, ListArgs, UserListArgs},
+        loaders::loaders,
+        scalars::DateTime,
+    },
+    services::reads::{UserScope, pagination::PageArgs},
 };
 
 /// Whether a division is top-level or sits under a MAIN division.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "division::DivisionType")]
 pub enum DivisionType {
     Main,
     Sub,
-}
-
-impl From<division::DivisionType> for DivisionType {
-    fn from(value: division::DivisionType) -> Self {
-        match value {
-            division::DivisionType::Main => DivisionType::Main,
-            division::DivisionType::Sub => DivisionType::Sub,
-        }
-    }
 }
 
 /// An organisational unit. Users of an inactive division cannot be activated.
@@ -93,8 +81,6 @@ impl Division {
         offset: Option<i32>,
         limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        access(ctx).require(Needed::ViewUserDetails).extend()?;
-        let scope = Condition::all().add(Expr::col(user::Column::DivisionId).eq(self.0.id));
         let page = PageArgs {
             first,
             after,
@@ -103,12 +89,12 @@ impl Division {
             offset,
             limit,
         };
-        let args = UserListArgs {
+        let list = ListArgs {
             filter,
-            search,
             order_by,
             page,
         };
-        listing::list_users(ctx, scope, args).await.extend()
+        let scope = UserScope::Division(self.0.id);
+        lists::users(ctx, scope, UserListArgs { list, search }).await
     }
 }

@@ -1,19 +1,15 @@
-use async_graphql::{Context, ID, Object, ResultExt};
-use entity::{group, membership, user};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
-    sea_query::{Expr, ExprTrait},
-};
+use async_graphql::{Context, ID, Object};
+use entity::group;
 
 use super::{Permission, listed_permissions};
-use crate::domain::Permission as Needed;
-use crate::graphql::{
-    connection::UserConnection,
-    guards::access,
-    inputs::{UserFilter, UserOrder},
-    listing::{self, UserListArgs},
-    loaders::loaders,
-    pagination::PageArgs,
+use crate::{
+    graphql::{
+        connection::UserConnection,
+        inputs::{UserFilter, UserOrder},
+        lists::{self, ListArgs, UserListArgs},
+        loaders::loaders,
+    },
+    services::reads::{UserScope, pagination::PageArgs},
 };
 
 /// A named set of users, such as "Manager".
@@ -73,13 +69,6 @@ impl Group {
         offset: Option<i32>,
         limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        access(ctx).require(Needed::ViewUserDetails).extend()?;
-        let members = membership::Entity::find()
-            .select_only()
-            .column(membership::Column::UserId)
-            .filter(membership::Column::GroupId.eq(self.0.id))
-            .into_query();
-        let scope = Condition::all().add(Expr::col(user::Column::Id).in_subquery(members));
         let page = PageArgs {
             first,
             after,
@@ -88,12 +77,12 @@ impl Group {
             offset,
             limit,
         };
-        let args = UserListArgs {
+        let list = ListArgs {
             filter,
-            search,
             order_by,
             page,
         };
-        listing::list_users(ctx, scope, args).await.extend()
+        let scope = UserScope::Group(self.0.id);
+        lists::users(ctx, scope, UserListArgs { list, search }).await
     }
 }

@@ -11,12 +11,15 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, IntoIden, LikeExpr, Query, SimpleExpr},
 };
 
-use super::{
-    inputs::{DateTimeFilter, DivisionFilter, GroupFilter, IdFilter, StringFilter, UserFilter},
-    parse_id,
-    types::DivisionType,
+use super::query::{
+    DateTimeFilter, DivisionFilter, GroupFilter, IdFilter, StringFilter, UserFilter,
 };
-use crate::{config::FilterLimits, domain::fold, error::Error, services::access};
+use crate::{
+    config::FilterLimits,
+    domain::fold,
+    error::Error,
+    services::{access, parse_id},
+};
 
 /// The argument name under which bad ids in a filter are reported.
 const FILTER: &str = "filter";
@@ -212,7 +215,7 @@ fn id_condition(
     if let Some(values) = &filter.in_ {
         budget.in_list(values.len())?;
     }
-    let id = |value| parse_id(value, FILTER);
+    let id = |value: &String| parse_id(value, FILTER);
     let mut all = Condition::all();
     if let Some(v) = &filter.exact {
         all = all.add(Expr::col(column).eq(id(v)?));
@@ -257,7 +260,7 @@ fn datetime_condition(
     let split = |t: &chrono::DateTime<Utc>| (t.trunc_subsecs(0), t.timestamp_subsec_nanos() != 0);
     let mut all = Condition::all();
     if let Some(t) = &filter.exact {
-        let (whole, fraction) = split(&t.0);
+        let (whole, fraction) = split(t);
         all = if fraction {
             never()
         } else {
@@ -265,10 +268,10 @@ fn datetime_condition(
         };
     }
     if let Some(t) = &filter.gt {
-        all = all.add(Expr::col(column).gt(split(&t.0).0));
+        all = all.add(Expr::col(column).gt(split(t).0));
     }
     if let Some(t) = &filter.gte {
-        let (whole, fraction) = split(&t.0);
+        let (whole, fraction) = split(t);
         all = all.add(if fraction {
             Expr::col(column).gt(whole)
         } else {
@@ -276,7 +279,7 @@ fn datetime_condition(
         });
     }
     if let Some(t) = &filter.lt {
-        let (whole, fraction) = split(&t.0);
+        let (whole, fraction) = split(t);
         all = all.add(if fraction {
             Expr::col(column).lte(whole)
         } else {
@@ -284,7 +287,7 @@ fn datetime_condition(
         });
     }
     if let Some(t) = &filter.lte {
-        all = all.add(Expr::col(column).lte(split(&t.0).0));
+        all = all.add(Expr::col(column).lte(split(t).0));
     }
     if let Some(is_null) = filter.is_null {
         all = match (is_null, nullable) {
@@ -297,10 +300,10 @@ fn datetime_condition(
     Ok(all)
 }
 
-fn division_type_value(value: DivisionType) -> &'static str {
+fn division_type_value(value: division::DivisionType) -> &'static str {
     match value {
-        DivisionType::Main => "MAIN",
-        DivisionType::Sub => "SUB",
+        division::DivisionType::Main => "MAIN",
+        division::DivisionType::Sub => "SUB",
     }
 }
 
@@ -435,7 +438,7 @@ fn user_condition_within(
         all = all.add(group_membership_condition(f, budget, depth)?);
     }
     if let Some(permission) = filter.permission {
-        all = all.add(access::holders(permission.into()));
+        all = all.add(access::holders(permission));
     }
     let nested = (&filter.and, &filter.or, &filter.not);
     combine(all, nested, budget, depth, user_condition_within)

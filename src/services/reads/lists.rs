@@ -1,0 +1,253 @@
+//! The lists of the read API, for users, groups and divisions: who may ask
+//! what, then filter, search, ordering, page and count.
+use entity::{division, group, membership, user};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select,
+    sea_query::{Expr, ExprTrait, IntoIden},
+};
+
+use super::{
+    Reader, filters,
+    pagination::{self, KeyKind, KeyValue, Page, PageArgs, SortKey},
+    query::{
+        DivisionOrderField, DivisionQuery, GroupOrderField, GroupQuery, Order, UserOrderField,
+        UserQuery, UserScope,
+    },
+};
+use crate::{
+    domain::Permission,
+    error::Result,
+    services::{access::Access, read_cache},
+};
+
+/// One page of a list, with the count of every match when it was asked for.
+pub struct Listed<M> {
+    pub page: Page<M>,
+    pub total: Option<i64>,
+}
+
+fn key<F>(name: &'static str, column: impl IntoIden, kind: KeyKind, order: Order<F>) -> SortKey {
+    SortKey {
+        name,
+        column: column.into_iden(),
+        kind,
+        nullable: false,
+        descending: order.descending,
+    }
+}
+
+/// The keys of an ordering, ending with the id in the direction of the last
+/// key given (ascending when none is given).
+fn with_id_last(mut keys: Vec<SortKey>, id: impl IntoIden) -> Vec<SortKey> {
+    let descending = keys.last().is_some_and(|last| last.descending);
+    keys.push(SortKey {
+        name: "ID",
+        column: id.into_iden(),
+        kind: KeyKind::Int,
+        nullable: false,
+        descending,
+    });
+    keys
+}
+
+/// The sort keys of a user ordering.
+pub fn user_keys(order: &[Order<UserOrderField>]) -> Vec<SortKey> {
+    use user::Column as C;
+    let keys = order
+        .iter()
+        .map(|&o| match o.field {
+            UserOrderField::Id => key("ID", C::Id, KeyKind::Int, o),
+            UserOrderField::Username => key("USERNAME", C::UsernameFolded, KeyKind::Text, o),
+            UserOrderField::FirstName => key("FIRST_NAME", C::FirstNameFolded, KeyKind::Text, o),
+            UserOrderField::LastName => key("LAST_NAME", C::LastNameFolded, KeyKind::Text, o),
+            UserOrderField::DateJoined => key("DATE_JOINED", C::DateJoined, KeyKind::Time, o),
+            UserOrderField::Email => key("EMAIL", C::EmailFolded, KeyKind::Text, o),
+            UserOrderField::LastLogin => SortKey {
+                nullable: true,
+                ..key("LAST_LOGIN", C::LastLogin, KeyKind::Time, o)
+            },
+        })
+        .collect();
+    with_id_last(keys, C::Id)
+}
+
+fn user_key_values(keys: &[SortKey], u: &user::Model) -> Vec<KeyValue> {
+    keys.iter()
+        .map(|k| match k.name {
+            "USERNAME" => KeyValue::Text(u.username_folded.clone()),
+            "FIRST_NAME" => KeyValue::Text(u.first_name_folded.clone()),
+            "LAST_NAME" => KeyValue::Text(u.last_name_folded.clone()),
+            "DATE_JOINED" => KeyValue::Time(u.date_joined),
+            "EMAIL" => KeyValue::Text(u.email_folded.clone()),
+            "LAST_LOGIN" => u.last_login.map_or(KeyValue::Null, KeyValue::Time),
+            _ => KeyValue::Int(u.id),
+        })
+        .collect()
+}
+
+fn group_keys(order: &[Order<GroupOrderField>]) -> Vec<SortKey> {
+    use group::Column as C;
+    let keys = order
+        .iter()
+        .map(|&o| match o.field {
+            GroupOrderField::Id => key("ID", C::Id, KeyKind::Int, o),
+            GroupOrderField::Name => key("NAME", C::NameFolded, KeyKind::Text, o),
+        })
+        .collect();
+    with_id_last(keys, C::Id)
+}
+
+fn division_keys(order: &[Order<DivisionOrderField>]) -> Vec<SortKey> {
+    use division::Column as C;
+    let keys = order
+        .iter()
+        .map(|&o| match o.field {
+            DivisionOrderField::Id => key("ID", C::Id, KeyKind::Int, o),
+            DivisionOrderField::Name => key("NAME", C::NameFolded, KeyKind::Text, o),
+            DivisionOrderField::CreatedAt => key("CREATED_AT", C::CreatedAt, KeyKind::Time, o),
+        })
+        .collect();
+    with_id_last(keys, C::Id)
+}
+
+/// The users a scope starts from.
+fn scope_condition(scope: UserScope) -> Condition {
+    match scope {
+        UserScope::Everyone => Condition::all(),
+        UserScope::Division(id) => Condition::all().add(Expr::col(user::Column::DivisionId).eq(id)),
+        UserScope::Group(id) => {
+            let members = membership::Entity::find()
+                .select_only()
+                .column(membership::Column::UserId)
+                .filter(membership::Column::GroupId.eq(id))
+                .into_query();
+            Condition::all().add(Expr::col(user::Column::Id).in_subquery(members))
+        }
+    }
+}
+
+impl Reader {
+    /// Users, for a signed-in viewer. A group's or a division's users, and
+    /// filters and orderings on guarded fields, need `VIEW_USER_DETAILS`;
+    /// without it, the search leaves email out.
+    pub async fn users(&self, access: &Access, query: UserQuery) -> Result<Listed<user::Model>> {
+        access.user()?;
+        if query.scope != UserScope::Everyone {
+            access.require(Permission::ViewUserDetails)?;
+        }
+        let guarded_order = query
+            .order
+            .iter()
+            .any(|o| matches!(o.field, UserOrderField::Email | UserOrderField::LastLogin));
+        let guarded_filter = query
+            .filter
+            .as_ref()
+            .is_some_and(filters::uses_guarded_fields);
+        if guarded_order || guarded_filter {
+            access.may_filter_on_details()?;
+        }
+        let details = access.holds(Permission::ViewUserDetails);
+        let mut condition = scope_condition(query.scope);
+        if let Some(filter) = &query.filter {
+            condition = condition.add(filters::user_condition(filter, self.filter_limits)?);
+        }
+        if let Some(term) = &query.search {
+            condition = condition.add(filters::user_search(term, details, self.filter_limits)?);
+        }
+        let select = user::Entity::find().filter(condition);
+        let keys = user_keys(&query.order);
+        self.page_of(select, &keys, &query.page, query.with_total, |u| {
+            user_key_values(&keys, u)
+        })
+        .await
+    }
+
+    /// Groups, for a signed-in viewer.
+    pub async fn groups(&self, access: &Access, query: GroupQuery) -> Result<Listed<group::Model>> {
+        access.user()?;
+        let condition = match &query.filter {
+            Some(filter) => filters::group_condition(filter, self.filter_limits)?,
+            None => Condition::all(),
+        };
+        let keys = group_keys(&query.order);
+        let key_values = |g: &group::Model| {
+            let value = |k: &SortKey| match k.name {
+                "NAME" => KeyValue::Text(g.name_folded.clone()),
+                _ => KeyValue::Int(g.id),
+            };
+            keys.iter().map(value).collect()
+        };
+        let select = group::Entity::find().filter(condition);
+        self.page_of(select, &keys, &query.page, query.with_total, key_values)
+            .await
+    }
+
+    /// Divisions, for a signed-in viewer.
+    pub async fn divisions(
+        &self,
+        access: &Access,
+        query: DivisionQuery,
+    ) -> Result<Listed<division::Model>> {
+        access.user()?;
+        let condition = match &query.filter {
+            Some(filter) => filters::division_condition(filter, self.filter_limits)?,
+            None => Condition::all(),
+        };
+        let keys = division_keys(&query.order);
+        let key_values = |d: &division::Model| {
+            let value = |k: &SortKey| match k.name {
+                "NAME" => KeyValue::Text(d.name_folded.clone()),
+                "CREATED_AT" => KeyValue::Time(d.created_at),
+                _ => KeyValue::Int(d.id),
+            };
+            keys.iter().map(value).collect()
+        };
+        let select = division::Entity::find().filter(condition);
+        self.page_of(select, &keys, &query.page, query.with_total, key_values)
+            .await
+    }
+
+    /// The count (when asked for) and one page of `select`: the part every
+    /// list shares once its filter and ordering are known.
+    async fn page_of<E>(
+        &self,
+        select: Select<E>,
+        keys: &[SortKey],
+        page: &PageArgs,
+        with_total: bool,
+        key_values: impl Fn(&E::Model) -> Vec<KeyValue>,
+    ) -> Result<Listed<E::Model>>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        let total = match with_total {
+            true => Some(self.count(&select).await?),
+            false => None,
+        };
+        let page =
+            pagination::fetch_page(&self.db, select, keys, page, self.max_page_size, key_values)
+                .await?;
+        Ok(Listed { page, total })
+    }
+
+    /// The number of rows `select` finds, from the cache when this process
+    /// counted the same thing a moment ago and nothing has changed since
+    /// (see `services::read_cache`): at a million users a count is a table
+    /// scan.
+    async fn count<E>(&self, select: &Select<E>) -> Result<i64>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        let count = pagination::count(&self.db, select.clone());
+        match &self.caches {
+            Some(caches) => {
+                let statement = select.build(self.db.get_database_backend());
+                let key = read_cache::count_key(&statement.sql, &statement.values);
+                caches.counts.get_or_load(key, count).await
+            }
+            None => count.await,
+        }
+    }
+}
