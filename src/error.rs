@@ -1,9 +1,12 @@
 //! The one error type of roster, and how it answers a GraphQL client.
 //!
-//! Every error a resolver returns is a [`Error`]; `extend()` turns it into an
-//! `async_graphql::Error` carrying the contract's `extensions.code` (and
-//! `extensions.fields` or `extensions.retryAfter`). Internal errors are logged
-//! with their cause chain here and reach the client as a bare message.
+//! Every error a service returns is an [`Error`]. A resolver passes it on
+//! with `?` (async-graphql keeps it as the error's source) and the schema's
+//! edge (`graphql::error_codes`) gives it the contract's `extensions.code`
+//! (and `extensions.fields` or `extensions.retryAfter`); `extend()` does the
+//! same at once where an `async_graphql::Error` is built by hand. Internal
+//! errors are logged with their cause chain here and reach the client as a
+//! bare message.
 use std::collections::BTreeMap;
 
 use async_graphql::{ErrorExtensions, Value};

@@ -24,7 +24,11 @@ impl Query {
     }
 
     /// One user; null and NOT_FOUND when there is none with that id.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user.")] id: ID,
+    ) -> async_graphql::Result<Option<User>> {
         let account = loaders(ctx)?
             .reader
             .user(access(ctx), parse_id(&id, "id")?)
@@ -37,18 +41,18 @@ impl Query {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        filter: Option<UserFilter>,
+        #[graphql(desc = "What every row returned meets.")] filter: Option<UserFilter>,
         #[graphql(
-            desc = "Case-insensitive match anywhere in username, first and last name, and for staff email."
+            desc = "Case-insensitive match anywhere in username, first and last name, and, with VIEW_USER_DETAILS, email."
         )]
         search: Option<String>,
-        order_by: Option<Vec<UserOrder>>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-        offset: Option<i32>,
-        limit: Option<i32>,
+        #[graphql(desc = "Ordering; ties by id.")] order_by: Option<Vec<UserOrder>>,
+        #[graphql(desc = "Forward page: this many rows.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many rows.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
+        #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
         let page = PageArgs {
             first,
@@ -67,7 +71,11 @@ impl Query {
     }
 
     /// One group; null and NOT_FOUND when there is none with that id.
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
+    async fn group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group.")] id: ID,
+    ) -> async_graphql::Result<Option<Group>> {
         let group = loaders(ctx)?
             .reader
             .group(access(ctx), parse_id(&id, "id")?)
@@ -80,14 +88,14 @@ impl Query {
     async fn groups(
         &self,
         ctx: &Context<'_>,
-        filter: Option<GroupFilter>,
-        order_by: Option<Vec<GroupOrder>>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-        offset: Option<i32>,
-        limit: Option<i32>,
+        #[graphql(desc = "What every row returned meets.")] filter: Option<GroupFilter>,
+        #[graphql(desc = "Ordering; ties by id.")] order_by: Option<Vec<GroupOrder>>,
+        #[graphql(desc = "Forward page: this many rows.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many rows.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
+        #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<GroupConnection> {
         let page = PageArgs {
             first,
@@ -106,7 +114,11 @@ impl Query {
     }
 
     /// One division; null and NOT_FOUND when there is none with that id.
-    async fn division(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Division>> {
+    async fn division(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The division.")] id: ID,
+    ) -> async_graphql::Result<Option<Division>> {
         let division = loaders(ctx)?
             .reader
             .division(access(ctx), parse_id(&id, "id")?)
@@ -119,14 +131,14 @@ impl Query {
     async fn divisions(
         &self,
         ctx: &Context<'_>,
-        filter: Option<DivisionFilter>,
-        order_by: Option<Vec<DivisionOrder>>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-        offset: Option<i32>,
-        limit: Option<i32>,
+        #[graphql(desc = "What every row returned meets.")] filter: Option<DivisionFilter>,
+        #[graphql(desc = "Ordering; ties by id.")] order_by: Option<Vec<DivisionOrder>>,
+        #[graphql(desc = "Forward page: this many rows.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many rows.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
+        #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<DivisionConnection> {
         let page = PageArgs {
             first,

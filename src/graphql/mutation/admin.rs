@@ -148,7 +148,7 @@ impl AdminMutation {
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        input: CreateUserInput,
+        #[graphql(desc = "The new user.")] input: CreateUserInput,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let state = state(ctx)?;
@@ -187,7 +187,7 @@ impl AdminMutation {
     async fn upsert_user(
         &self,
         ctx: &Context<'_>,
-        input: UpsertUserInput,
+        #[graphql(desc = "The user to create or update.")] input: UpsertUserInput,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let state = state(ctx)?;
@@ -224,8 +224,8 @@ impl AdminMutation {
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateUserInput,
+        #[graphql(desc = "The user to update.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
@@ -245,7 +245,11 @@ impl AdminMutation {
     }
 
     /// Staff activate a user; DIVISION_INACTIVE while its division is inactive.
-    async fn activate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+    async fn activate_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to activate.")] id: ID,
+    ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
         Ok(user_admin::activate(&state(ctx)?.db, viewer, id)
@@ -255,7 +259,11 @@ impl AdminMutation {
 
     /// Staff deactivate a user (not themself, not the last active superuser);
     /// the user's tokens stop working at once.
-    async fn deactivate_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<User> {
+    async fn deactivate_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to deactivate.")] id: ID,
+    ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
         Ok(user_admin::deactivate(&state(ctx)?.db, viewer, id)
@@ -264,7 +272,11 @@ impl AdminMutation {
     }
 
     /// Staff delete a user (not themself, not the last active superuser).
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to delete.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
         let deleted = user_admin::delete(&state(ctx)?.db, viewer, id).await?;
@@ -275,8 +287,8 @@ impl AdminMutation {
     async fn assign_user_to_group(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        group_id: ID,
+        #[graphql(desc = "The user who joins.")] user_id: ID,
+        #[graphql(desc = "The group joined.")] group_id: ID,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let user_id = parse_id(&user_id, "userId")?;
@@ -292,8 +304,8 @@ impl AdminMutation {
     async fn remove_user_from_group(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        group_id: ID,
+        #[graphql(desc = "The user who leaves.")] user_id: ID,
+        #[graphql(desc = "The group left.")] group_id: ID,
     ) -> async_graphql::Result<User> {
         let viewer = access(ctx);
         let user_id = parse_id(&user_id, "userId")?;
@@ -309,7 +321,7 @@ impl AdminMutation {
     async fn create_group(
         &self,
         ctx: &Context<'_>,
-        input: CreateGroupInput,
+        #[graphql(desc = "The new group.")] input: CreateGroupInput,
     ) -> async_graphql::Result<Group> {
         let viewer = access(ctx);
         Ok(Group(
@@ -321,8 +333,8 @@ impl AdminMutation {
     async fn update_group(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateGroupInput,
+        #[graphql(desc = "The group to rename.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateGroupInput,
     ) -> async_graphql::Result<Group> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
@@ -353,7 +365,11 @@ impl AdminMutation {
     }
 
     /// Removes the group and its memberships.
-    async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    async fn delete_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group to delete.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
         Ok(ID(catalog::delete_group(&state(ctx)?.db, viewer, id)
@@ -365,7 +381,7 @@ impl AdminMutation {
     async fn create_division(
         &self,
         ctx: &Context<'_>,
-        input: CreateDivisionInput,
+        #[graphql(desc = "The new division.")] input: CreateDivisionInput,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
         let parent = input
@@ -382,8 +398,8 @@ impl AdminMutation {
     async fn update_division(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        input: UpdateDivisionInput,
+        #[graphql(desc = "The division to update.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateDivisionInput,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
@@ -401,7 +417,7 @@ impl AdminMutation {
     async fn activate_division(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The division to activate.")] id: ID,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
@@ -417,7 +433,7 @@ impl AdminMutation {
     async fn deactivate_division(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The division to deactivate.")] id: ID,
     ) -> async_graphql::Result<Division> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;

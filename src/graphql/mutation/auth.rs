@@ -73,7 +73,7 @@ impl AuthMutation {
     async fn register(
         &self,
         ctx: &Context<'_>,
-        input: RegisterInput,
+        #[graphql(desc = "The new account.")] input: RegisterInput,
     ) -> async_graphql::Result<User> {
         let registration = Registration {
             username: input.username,
@@ -91,7 +91,7 @@ impl AuthMutation {
     async fn login(
         &self,
         ctx: &Context<'_>,
-        input: LoginInput,
+        #[graphql(desc = "The credentials.")] input: LoginInput,
     ) -> async_graphql::Result<AuthPayload> {
         let session =
             accounts::login(state(ctx)?, &input.username, input.password, &client(ctx)).await?;
@@ -102,6 +102,7 @@ impl AuthMutation {
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token a login or refresh returned; it is retired.")]
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
         let session = accounts::refresh(state(ctx)?, &refresh_token, &client(ctx)).await?;
@@ -112,7 +113,7 @@ impl AuthMutation {
     async fn logout(
         &self,
         ctx: &Context<'_>,
-        refresh_token: String,
+        #[graphql(desc = "The refresh token to revoke.")] refresh_token: String,
     ) -> async_graphql::Result<bool> {
         accounts::logout(state(ctx)?, &refresh_token).await?;
         Ok(true)
@@ -123,8 +124,8 @@ impl AuthMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
+        #[graphql(desc = "The password now.")] current_password: String,
+        #[graphql(desc = "The new password, held to the password rules.")] new_password: String,
     ) -> async_graphql::Result<bool> {
         let viewer = access(ctx).user()?;
         accounts::change_password(
@@ -143,8 +144,8 @@ impl AuthMutation {
     async fn set_user_password(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        password: String,
+        #[graphql(desc = "The user whose password is set.")] id: ID,
+        #[graphql(desc = "The new password, held to the password rules.")] password: String,
     ) -> async_graphql::Result<bool> {
         let viewer = access(ctx);
         let id = parse_id(&id, "id")?;

@@ -59,15 +59,18 @@ impl Group {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        filter: Option<UserFilter>,
+        #[graphql(desc = "What every row returned meets.")] filter: Option<UserFilter>,
+        #[graphql(
+            desc = "Case-insensitive match anywhere in username, first and last name, and, with VIEW_USER_DETAILS, email."
+        )]
         search: Option<String>,
-        order_by: Option<Vec<UserOrder>>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-        offset: Option<i32>,
-        limit: Option<i32>,
+        #[graphql(desc = "Ordering; ties by id.")] order_by: Option<Vec<UserOrder>>,
+        #[graphql(desc = "Forward page: this many rows.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many rows.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+        #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
+        #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
         let page = PageArgs {
             first,
