@@ -14,7 +14,7 @@ use crate::{
     },
 };
 
-/// A new user, created by staff.
+/// A new user, created by a holder of MANAGE_USERS.
 #[derive(InputObject)]
 pub struct CreateUserInput {
     /// 1–150 letters, digits and @ . + - _; unique without regard to case.
@@ -58,7 +58,7 @@ pub struct UpdateUserInput {
     pub last_name: MaybeUndefined<String>,
     /// A new phone number; null clears it.
     pub phone_number: MaybeUndefined<String>,
-    /// Staff only; an active division.
+    /// MANAGE_USERS only; an active division.
     pub division_id: MaybeUndefined<ID>,
     /// Superusers only.
     pub is_staff: MaybeUndefined<bool>,
@@ -139,20 +139,13 @@ fn change<T, U>(value: MaybeUndefined<T>, convert: impl FnOnce(T) -> U) -> Chang
     }
 }
 
-#[derive(Default)]
-pub struct AdminMutation;
+fn ids(ids: Option<Vec<ID>>) -> Vec<String> {
+    ids.into_iter().flatten().map(|id| id.0).collect()
+}
 
-#[Object]
-impl AdminMutation {
-    /// Staff create a user; only superusers create staff or superusers.
-    async fn create_user(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The new user.")] input: CreateUserInput,
-    ) -> async_graphql::Result<User> {
-        let viewer = access(ctx);
-        let state = state(ctx)?;
-        let input = CreateUser {
+impl From<CreateUserInput> for CreateUser {
+    fn from(input: CreateUserInput) -> Self {
+        Self {
             username: input.username,
             email: input.email,
             password: input.password,
@@ -160,38 +153,17 @@ impl AdminMutation {
             last_name: input.last_name,
             phone_number: input.phone_number,
             division_id: input.division_id.map(|id| id.0),
-            group_ids: input
-                .group_ids
-                .unwrap_or_default()
-                .into_iter()
-                .map(|id| id.0)
-                .collect(),
+            group_ids: ids(input.group_ids),
             is_active: input.is_active.unwrap_or(true),
             is_staff: input.is_staff.unwrap_or(false),
             is_superuser: input.is_superuser.unwrap_or(false),
-        };
-        Ok(user_admin::create(
-            &state.db,
-            &state.hasher,
-            state.password_policy(),
-            viewer,
-            input,
-        )
-        .await?
-        .into())
+        }
     }
+}
 
-    /// Staff create a user as `createUser` does, or, when a user has the
-    /// username or the email, update the fields given as `updateUser` does
-    /// (a username of one user and an email of another is CONFLICT).
-    async fn upsert_user(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The user to create or update.")] input: UpsertUserInput,
-    ) -> async_graphql::Result<User> {
-        let viewer = access(ctx);
-        let state = state(ctx)?;
-        let input = UpsertUser {
+impl From<UpsertUserInput> for UpsertUser {
+    fn from(input: UpsertUserInput) -> Self {
+        Self {
             username: input.username,
             email: input.email,
             password: input.password,
@@ -199,37 +171,17 @@ impl AdminMutation {
             last_name: change(input.last_name, |v| v),
             phone_number: change(input.phone_number, |v| v),
             division_id: change(input.division_id, |v| v.0),
-            group_ids: input
-                .group_ids
-                .unwrap_or_default()
-                .into_iter()
-                .map(|id| id.0)
-                .collect(),
+            group_ids: ids(input.group_ids),
             is_active: input.is_active,
             is_staff: change(input.is_staff, |v| v),
             is_superuser: change(input.is_superuser, |v| v),
-        };
-        let user = user_admin::upsert(
-            &state.db,
-            &state.hasher,
-            state.password_policy(),
-            viewer,
-            input,
-        )
-        .await?;
-        Ok(user.into())
+        }
     }
+}
 
-    /// The user themself (names, username, email, phone) or staff.
-    async fn update_user(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "The user to update.")] id: ID,
-        #[graphql(desc = "The fields to change.")] input: UpdateUserInput,
-    ) -> async_graphql::Result<User> {
-        let viewer = access(ctx);
-        let id = parse_id(&id, "id")?;
-        let input = UpdateUser {
+impl From<UpdateUserInput> for UpdateUser {
+    fn from(input: UpdateUserInput) -> Self {
+        Self {
             username: change(input.username, |v| v),
             email: change(input.email, |v| v),
             first_name: change(input.first_name, |v| v),
@@ -238,13 +190,58 @@ impl AdminMutation {
             division_id: change(input.division_id, |v| v.0),
             is_staff: change(input.is_staff, |v| v),
             is_superuser: change(input.is_superuser, |v| v),
-        };
-        Ok(user_admin::update(&state(ctx)?.db, viewer, id, input)
-            .await?
-            .into())
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// MANAGE_USERS creates a user (with groupIds, MANAGE_GROUP_MEMBERS and
+    /// every permission of those groups); only superusers create staff or
+    /// superusers.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new user.")] input: CreateUserInput,
+    ) -> async_graphql::Result<User> {
+        let state = state(ctx)?;
+        let (hasher, policy) = (&state.hasher, state.password_policy());
+        let user = user_admin::create(&state.db, hasher, policy, access(ctx), input.into()).await?;
+        Ok(user.into())
     }
 
-    /// Staff activate a user; DIVISION_INACTIVE while its division is inactive.
+    /// MANAGE_USERS creates a user as `createUser` does, or, when a user has
+    /// the username or the email, updates the fields given as `updateUser` does
+    /// (a username of one user and an email of another is CONFLICT).
+    async fn upsert_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to create or update.")] input: UpsertUserInput,
+    ) -> async_graphql::Result<User> {
+        let state = state(ctx)?;
+        let (hasher, policy) = (&state.hasher, state.password_policy());
+        let user = user_admin::upsert(&state.db, hasher, policy, access(ctx), input.into()).await?;
+        Ok(user.into())
+    }
+
+    /// The user themself (names, username, email, phone), or MANAGE_USERS
+    /// for a user whose permissions the viewer holds.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to update.")] id: ID,
+        #[graphql(desc = "The fields to change.")] input: UpdateUserInput,
+    ) -> async_graphql::Result<User> {
+        let id = parse_id(&id, "id")?;
+        let user = user_admin::update(&state(ctx)?.db, access(ctx), id, input.into()).await?;
+        Ok(user.into())
+    }
+
+    /// MANAGE_USERS activates a user; DIVISION_INACTIVE while its division is
+    /// inactive.
     async fn activate_user(
         &self,
         ctx: &Context<'_>,
@@ -257,8 +254,8 @@ impl AdminMutation {
             .into())
     }
 
-    /// Staff deactivate a user (not themself, not the last active superuser);
-    /// the user's tokens stop working at once.
+    /// MANAGE_USERS deactivates a user (not themself, not the last active
+    /// superuser); the user's tokens stop working at once.
     async fn deactivate_user(
         &self,
         ctx: &Context<'_>,
@@ -271,7 +268,8 @@ impl AdminMutation {
             .into())
     }
 
-    /// Staff delete a user (not themself, not the last active superuser).
+    /// MANAGE_USERS deletes a user (not themself, not the last active
+    /// superuser).
     async fn delete_user(
         &self,
         ctx: &Context<'_>,
@@ -283,7 +281,8 @@ impl AdminMutation {
         Ok(ID(deleted.to_string()))
     }
 
-    /// Idempotent.
+    /// MANAGE_GROUP_MEMBERS adds a user to a group whose permissions the
+    /// viewer holds. Idempotent.
     async fn assign_user_to_group(
         &self,
         ctx: &Context<'_>,
@@ -300,7 +299,8 @@ impl AdminMutation {
         )
     }
 
-    /// Idempotent.
+    /// MANAGE_GROUP_MEMBERS removes a user from a group whose permissions
+    /// the viewer holds. Idempotent.
     async fn remove_user_from_group(
         &self,
         ctx: &Context<'_>,
@@ -317,7 +317,7 @@ impl AdminMutation {
         )
     }
 
-    /// Staff create a group.
+    /// MANAGE_GROUPS creates a group.
     async fn create_group(
         &self,
         ctx: &Context<'_>,
@@ -329,7 +329,7 @@ impl AdminMutation {
         ))
     }
 
-    /// Staff rename a group.
+    /// MANAGE_GROUPS renames a group whose permissions the viewer holds.
     async fn update_group(
         &self,
         ctx: &Context<'_>,
@@ -364,7 +364,8 @@ impl AdminMutation {
         ))
     }
 
-    /// Removes the group and its memberships.
+    /// MANAGE_GROUPS removes a group whose permissions the viewer holds,
+    /// with its memberships.
     async fn delete_group(
         &self,
         ctx: &Context<'_>,
@@ -377,7 +378,7 @@ impl AdminMutation {
             .to_string()))
     }
 
-    /// Staff create a division (SUB under a MAIN parent).
+    /// MANAGE_DIVISIONS creates a division (SUB under a MAIN parent).
     async fn create_division(
         &self,
         ctx: &Context<'_>,
@@ -394,7 +395,8 @@ impl AdminMutation {
         Ok(Division(division.into()))
     }
 
-    /// Staff rename a division or move a SUB division to another MAIN one.
+    /// MANAGE_DIVISIONS renames a division or moves a SUB division to
+    /// another MAIN one.
     async fn update_division(
         &self,
         ctx: &Context<'_>,

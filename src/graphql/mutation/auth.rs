@@ -139,7 +139,7 @@ impl AuthMutation {
         Ok(true)
     }
 
-    /// Staff set a user's password (only superusers a superuser's); the
+    /// MANAGE_USERS sets a user's password (only superusers a superuser's); the
     /// user's tokens are revoked.
     async fn set_user_password(
         &self,
