@@ -62,6 +62,29 @@ fn set_code(error: &mut ServerError, code: &str) {
     }
 }
 
+/// The code of an error a resolver passed on with `?`: roster's own error
+/// knows its code; any other source (a database or library error that
+/// should have become one) is internal, logged and shown as such.
+fn give_code(error: &mut ServerError) {
+    if has_code(error) {
+        return;
+    }
+    let Some(source) = error.source.clone() else {
+        return;
+    };
+    let ours = match source.downcast_ref::<Error>() {
+        Some(ours) => ours,
+        None => {
+            let internal = Error::internal(anyhow::anyhow!("{}", error.message));
+            error.message = internal.to_string();
+            error.source = None;
+            let ext = error.extensions.get_or_insert_with(Default::default);
+            return internal.extend_values(ext);
+        }
+    };
+    ours.extend_values(error.extensions.get_or_insert_with(Default::default));
+}
+
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodes {
     async fn parse_query(
@@ -97,7 +120,13 @@ impl Extension for ErrorCodes {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let nullable = !info.return_type.ends_with('!');
-        match next.run(ctx, info).await {
+        let result = next.run(ctx, info).await.map_err(|mut error| {
+            // At once, so that an internal error is logged even when the
+            // request is dropped before it ends.
+            give_code(&mut error);
+            error
+        });
+        match result {
             Err(error) if nullable => {
                 if let Ok(mut nulled) = self.nulled.lock() {
                     nulled.push(error);
@@ -119,14 +148,7 @@ impl Extension for ErrorCodes {
             response.errors.append(&mut nulled);
         }
         for error in &mut response.errors {
-            if !has_code(error)
-                && let Some(ours) = error
-                    .source
-                    .as_ref()
-                    .and_then(|source| source.downcast_ref::<Error>())
-            {
-                ours.extend_values(error.extensions.get_or_insert_with(Default::default));
-            }
+            give_code(error);
             // What is left comes from coercing arguments (a malformed
             // DateTime, say).
             set_code(error, "BAD_USER_INPUT");
@@ -135,5 +157,49 @@ impl Extension for ErrorCodes {
             .http_headers
             .insert(EXECUTED, axum::http::HeaderValue::from_static("1"));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+    use serde_json::json;
+
+    use super::ErrorCodes;
+    use crate::error::Error;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn ours(&self) -> async_graphql::Result<i32> {
+            Err(Error::bad_input("name", "Too long.").into())
+        }
+
+        async fn foreign(&self) -> async_graphql::Result<Option<i32>> {
+            Err(std::io::Error::other("the disk /dev/sda1 is on fire").into())
+        }
+    }
+
+    async fn errors_of(query: &str) -> serde_json::Value {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .extension(ErrorCodes::default())
+            .finish();
+        let response = schema.execute(query).await;
+        serde_json::to_value(&response.errors).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn an_error_passed_on_with_a_question_mark_gets_its_code_at_the_edge() {
+        let errors = errors_of("{ ours }").await;
+        assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(
+            errors[0]["extensions"]["fields"],
+            json!({ "name": ["Too long."] })
+        );
+        // Not ours: internal, with nothing of its text.
+        let errors = errors_of("{ foreign }").await;
+        assert_eq!(errors[0]["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+        assert_eq!(errors[0]["message"], "Internal error.");
     }
 }

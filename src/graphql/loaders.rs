@@ -1,7 +1,10 @@
 //! DataLoaders: every nested lookup of one request is batched into one query
 //! per kind, so a page of N users costs the same number of statements as one.
 //! What each batch reads is the read services' ([`Reader`]).
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::{
     Context, ErrorExtensions,
@@ -70,33 +73,71 @@ loader!(
     "What each group carries, by group id."
 );
 
-fn data_loader<T: Loader<i64>>(loader: T) -> DataLoader<T, HashMapCache> {
-    DataLoader::with_cache(loader, spawn_within_deadline, HashMapCache::default())
-}
+/// A loader made when a request first asks for it: most requests need
+/// few of them, or none.
+type Lazy<T> = OnceLock<DataLoader<T, HashMapCache>>;
 
 /// The loaders of one request, each with a cache that lives as long as the
 /// request: made fresh for each. Across requests, only the process's read
 /// caches (with their expiry and invalidation) keep divisions and groups.
 pub struct Loaders {
     pub reader: Arc<Reader>,
-    pub division_by_id: DataLoader<DivisionById, HashMapCache>,
-    pub groups_by_user: DataLoader<GroupsByUser, HashMapCache>,
-    pub member_count_by_group: DataLoader<MemberCountByGroup, HashMapCache>,
-    pub permissions_by_user: DataLoader<PermissionsByUser, HashMapCache>,
-    pub permissions_by_group: DataLoader<PermissionsByGroup, HashMapCache>,
+    division_by_id: Lazy<DivisionById>,
+    groups_by_user: Lazy<GroupsByUser>,
+    member_count_by_group: Lazy<MemberCountByGroup>,
+    permissions_by_user: Lazy<PermissionsByUser>,
+    permissions_by_group: Lazy<PermissionsByGroup>,
+}
+
+/// The loader in `cell`, made over `reader` by `make` the first time.
+fn lazily<'a, T: Loader<i64>>(
+    cell: &'a Lazy<T>,
+    reader: &Arc<Reader>,
+    make: fn(Arc<Reader>) -> T,
+) -> &'a DataLoader<T, HashMapCache> {
+    cell.get_or_init(|| {
+        DataLoader::with_cache(
+            make(Arc::clone(reader)),
+            spawn_within_deadline,
+            HashMapCache::default(),
+        )
+    })
 }
 
 impl Loaders {
     pub fn new(reader: Reader) -> Self {
-        let reader = Arc::new(reader);
         Self {
-            division_by_id: data_loader(DivisionById(Arc::clone(&reader))),
-            groups_by_user: data_loader(GroupsByUser(Arc::clone(&reader))),
-            member_count_by_group: data_loader(MemberCountByGroup(Arc::clone(&reader))),
-            permissions_by_user: data_loader(PermissionsByUser(Arc::clone(&reader))),
-            permissions_by_group: data_loader(PermissionsByGroup(Arc::clone(&reader))),
-            reader,
+            reader: Arc::new(reader),
+            division_by_id: OnceLock::new(),
+            groups_by_user: OnceLock::new(),
+            member_count_by_group: OnceLock::new(),
+            permissions_by_user: OnceLock::new(),
+            permissions_by_group: OnceLock::new(),
         }
+    }
+
+    pub fn division_by_id(&self) -> &DataLoader<DivisionById, HashMapCache> {
+        lazily(&self.division_by_id, &self.reader, DivisionById)
+    }
+
+    pub fn groups_by_user(&self) -> &DataLoader<GroupsByUser, HashMapCache> {
+        lazily(&self.groups_by_user, &self.reader, GroupsByUser)
+    }
+
+    pub fn member_count_by_group(&self) -> &DataLoader<MemberCountByGroup, HashMapCache> {
+        lazily(
+            &self.member_count_by_group,
+            &self.reader,
+            MemberCountByGroup,
+        )
+    }
+
+    pub fn permissions_by_user(&self) -> &DataLoader<PermissionsByUser, HashMapCache> {
+        lazily(&self.permissions_by_user, &self.reader, PermissionsByUser)
+    }
+
+    pub fn permissions_by_group(&self) -> &DataLoader<PermissionsByGroup, HashMapCache> {
+        lazily(&self.permissions_by_group, &self.reader, PermissionsByGroup)
     }
 
     /// Loads, in one batch per level, what the selection will ask of these
@@ -110,15 +151,15 @@ impl Loaders {
     ) -> async_graphql::Result<()> {
         if wants.division {
             let ids: Vec<i64> = users.iter().filter_map(|u| u.division_id).collect();
-            let divisions = self.division_by_id.load_many(ids).await?;
+            let divisions = self.division_by_id().load_many(ids).await?;
             if wants.division_parent {
                 let parents: Vec<i64> = divisions.values().filter_map(|d| d.parent_id).collect();
-                self.division_by_id.load_many(parents).await?;
+                self.division_by_id().load_many(parents).await?;
             }
         }
         if wants.groups {
             let groups = self
-                .groups_by_user
+                .groups_by_user()
                 .load_many(users.iter().map(|u| u.id))
                 .await?;
             let ids = || -> Vec<i64> {
@@ -128,14 +169,14 @@ impl Loaders {
                     .collect()
             };
             if wants.group_member_count {
-                self.member_count_by_group.load_many(ids()).await?;
+                self.member_count_by_group().load_many(ids()).await?;
             }
             if wants.group_permissions {
-                self.permissions_by_group.load_many(ids()).await?;
+                self.permissions_by_group().load_many(ids()).await?;
             }
         }
         if wants.permissions {
-            self.permissions_by_user
+            self.permissions_by_user()
                 .load_many(users.iter().map(|u| u.id))
                 .await?;
         }

@@ -6,7 +6,6 @@ use super::{
     inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
     lists::{self, ListArgs, UserListArgs},
     loaders::loaders,
-    parse_id,
     types::{Division, Group, User},
 };
 use crate::services::reads::{UserScope, pagination::PageArgs};
@@ -29,10 +28,7 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "The user.")] id: ID,
     ) -> async_graphql::Result<Option<User>> {
-        let account = loaders(ctx)?
-            .reader
-            .user(access(ctx), parse_id(&id, "id")?)
-            .await?;
+        let account = loaders(ctx)?.reader.user(access(ctx), id.as_str()).await?;
         Ok(Some(User::of_account(&account)))
     }
 
@@ -76,10 +72,7 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "The group.")] id: ID,
     ) -> async_graphql::Result<Option<Group>> {
-        let group = loaders(ctx)?
-            .reader
-            .group(access(ctx), parse_id(&id, "id")?)
-            .await?;
+        let group = loaders(ctx)?.reader.group(access(ctx), id.as_str()).await?;
         Ok(Some(Group(group)))
     }
 
@@ -121,7 +114,7 @@ impl Query {
     ) -> async_graphql::Result<Option<Division>> {
         let division = loaders(ctx)?
             .reader
-            .division(access(ctx), parse_id(&id, "id")?)
+            .division(access(ctx), id.as_str())
             .await?;
         Ok(Some(Division(division)))
     }

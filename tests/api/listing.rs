@@ -744,6 +744,20 @@ async fn anonymous_callers_get_unauthenticated_from_every_query_but_me() {
     }
 }
 
+/// Before the id is even read: a malformed one tells an anonymous caller
+/// nothing either.
+#[tokio::test]
+async fn anonymous_callers_get_unauthenticated_even_for_malformed_ids() {
+    let fx = fixture().await;
+    for field in ["user", "group", "division"] {
+        for id in ["abc", "0", "-1"] {
+            let query = format!("{{ {field}(id: \"{id}\") {{ id }} }}");
+            let reply = fx.app.gql(&query, Value::Null).await;
+            assert_eq!(reply.codes(), vec!["UNAUTHENTICATED"], "{query}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn unknown_ids_are_null_with_not_found() {
     let fx = fixture().await;

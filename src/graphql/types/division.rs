@@ -54,7 +54,7 @@ impl Division {
             return Ok(None);
         };
         Ok(loaders(ctx)?
-            .division_by_id
+            .division_by_id()
             .load_one(id)
             .await?
             .map(Division))

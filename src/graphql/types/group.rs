@@ -37,7 +37,7 @@ impl Group {
     /// What the group's active members hold through it.
     async fn permissions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Permission>> {
         let carried = loaders(ctx)?
-            .permissions_by_group
+            .permissions_by_group()
             .load_one(self.0.id)
             .await?
             .unwrap_or_default();
@@ -47,7 +47,7 @@ impl Group {
     /// How many users belong to the group.
     async fn member_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         Ok(loaders(ctx)?
-            .member_count_by_group
+            .member_count_by_group()
             .load_one(self.0.id)
             .await?
             .unwrap_or(0))

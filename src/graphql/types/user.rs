@@ -91,7 +91,7 @@ impl User {
             return Ok(None);
         };
         Ok(loaders(ctx)?
-            .division_by_id
+            .division_by_id()
             .load_one(id)
             .await?
             .map(Division))
@@ -99,7 +99,10 @@ impl User {
 
     /// The groups the user belongs to, by name.
     async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let groups = loaders(ctx)?.groups_by_user.load_one(self.model.id).await?;
+        let groups = loaders(ctx)?
+            .groups_by_user()
+            .load_one(self.model.id)
+            .await?;
         Ok(groups
             .map(|groups| groups.iter().cloned().map(Group::from).collect())
             .unwrap_or_default())
@@ -147,7 +150,7 @@ impl User {
         let granted = match self.granted {
             Some(granted) => granted,
             None => loaders(ctx)?
-                .permissions_by_user
+                .permissions_by_user()
                 .load_one(self.model.id)
                 .await?
                 .unwrap_or_default(),

@@ -19,6 +19,7 @@ pub use query::*;
 
 use super::{
     access::{self, Access, Account},
+    parse_id,
     read_cache::ReadCaches,
 };
 use crate::{
@@ -53,10 +54,11 @@ impl Reader {
         self.caches.as_deref()
     }
 
-    /// The user `id` with their permissions, for a signed-in viewer;
-    /// `NOT_FOUND` when there is none.
-    pub async fn user(&self, access: &Access, id: i64) -> Result<Arc<Account>> {
+    /// The user `id` (as the client gave it) with their permissions, for a
+    /// signed-in viewer; `NOT_FOUND` when there is none.
+    pub async fn user(&self, access: &Access, id: &str) -> Result<Arc<Account>> {
         access.user()?;
+        let id = parse_id(id, "id")?;
         let load = access::load_account(&self.db, id);
         let found = match self.caches() {
             Some(caches) => caches.users.get_or_load(id, load).await?,
@@ -66,9 +68,9 @@ impl Reader {
     }
 
     /// The group `id`, for a signed-in viewer; `NOT_FOUND` when there is none.
-    pub async fn group(&self, access: &Access, id: i64) -> Result<group::Model> {
+    pub async fn group(&self, access: &Access, id: &str) -> Result<group::Model> {
         access.user()?;
-        group::Entity::find_by_id(id)
+        group::Entity::find_by_id(parse_id(id, "id")?)
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound("No group with that id.".into()))
@@ -76,9 +78,9 @@ impl Reader {
 
     /// The division `id`, for a signed-in viewer; `NOT_FOUND` when there is
     /// none.
-    pub async fn division(&self, access: &Access, id: i64) -> Result<Arc<division::Model>> {
+    pub async fn division(&self, access: &Access, id: &str) -> Result<Arc<division::Model>> {
         access.user()?;
-        division::Entity::find_by_id(id)
+        division::Entity::find_by_id(parse_id(id, "id")?)
             .one(&self.db)
             .await?
             .map(Arc::new)
