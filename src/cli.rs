@@ -248,7 +248,7 @@ async fn create_superuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
         is_superuser: true,
         division_id: None,
     };
-    let user = services::users::create(&db, new)
+    let user = services::events::create_user(&db, new, |_| services::events::Actor::command_line())
         .await
         .map_err(|error| match error {
             crate::Error::Conflict(fields) => anyhow::anyhow!(

@@ -46,6 +46,7 @@ pub const DEFAULT_PASSWORD_HASH_WAIT_MS: u64 = 2_000;
 pub const DEFAULT_PASSWORD_HASH_PER_CLIENT: usize = 4;
 pub const DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES: u32 = 100;
 pub const DEFAULT_LOGIN_KNOWN_CLIENT_DAYS: u64 = 30;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
 pub const DEFAULT_CLIENT_BUDGET_BURST: u32 = 30;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
@@ -131,6 +132,10 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_LOGIN_KNOWN_CLIENT_DAYS", default_value_t = DEFAULT_LOGIN_KNOWN_CLIENT_DAYS,
           value_parser = clap::value_parser!(u64).range(0..=3_660), value_name = "DAYS")]
     pub login_known_client_days: u64,
+    /// Days the audit log keeps an event; 0 keeps every event.
+    #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS", default_value_t = DEFAULT_AUDIT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u64).range(0..=36_600), value_name = "DAYS")]
+    pub audit_retention_days: u64,
     /// Requests that hash a password or present a refresh token
     /// (`register`, `login`, `refreshToken`, `changePassword`) one client
     /// network may make at once.
@@ -351,6 +356,7 @@ impl Default for Settings {
             login_window_secs: DEFAULT_LOGIN_WINDOW_SECS,
             login_account_max_failures: DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES,
             login_known_client_days: DEFAULT_LOGIN_KNOWN_CLIENT_DAYS,
+            audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             client_budget_burst: DEFAULT_CLIENT_BUDGET_BURST,
             client_budget_per_minute: DEFAULT_CLIENT_BUDGET_PER_MINUTE,
             password_hash_concurrency: None,
@@ -427,6 +433,8 @@ pub struct Config {
     pub login_window: Duration,
     pub login_account_max_failures: u32,
     pub login_known_client: Duration,
+    /// How long the audit log keeps an event; none: for ever.
+    pub audit_retention: Option<Duration>,
     pub client_budget: ClientBudget,
     pub hash_limits: HashLimits,
     pub trusted_proxies: TrustedProxies,
@@ -491,6 +499,8 @@ impl Config {
             login_window: Duration::from_secs(settings.login_window_secs),
             login_account_max_failures: settings.login_account_max_failures,
             login_known_client: Duration::from_secs(settings.login_known_client_days * 86_400),
+            audit_retention: (settings.audit_retention_days > 0)
+                .then(|| Duration::from_secs(settings.audit_retention_days * 86_400)),
             client_budget: ClientBudget {
                 burst: settings.client_budget_burst,
                 per_minute: settings.client_budget_per_minute,

@@ -161,17 +161,20 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
     tokio::spawn(prune_limits(
         state.db.clone(),
         state.login_limit(),
+        state.config.audit_retention,
         state.caches.gone(),
     ));
     Ok(state)
 }
 
 /// Forgets, once a minute, the client budgets that are full again, the
-/// failed logins past the window, and the clients whose last login to an
-/// account is past the known-client period.
+/// failed logins past the window, the clients whose last login to an
+/// account is past the known-client period, and the audit events past
+/// their retention.
 async fn prune_limits(
     db: DatabaseConnection,
     limit: LoginLimit,
+    audit_retention: Option<Duration>,
     mut gone: tokio::sync::watch::Receiver<()>,
 ) {
     loop {
@@ -184,6 +187,7 @@ async fn prune_limits(
             client_budget::prune(&db).await,
             login_limit::prune_failures(&db, limit).await,
             login_limit::prune_known_clients(&db, limit).await,
+            services::events::prune(&db, audit_retention).await,
         ];
         for error in pruned.into_iter().filter_map(Result::err) {
             tracing::debug!(%error, "cannot prune the limits' records");

@@ -5,6 +5,7 @@
 //! lookups behave the same on SQLite and PostgreSQL.
 
 pub mod division;
+pub mod event;
 pub mod group;
 pub mod group_permission;
 pub mod login_failure;
@@ -15,6 +16,7 @@ pub mod user;
 
 pub mod prelude {
     pub use super::division::Entity as Division;
+    pub use super::event::Entity as Event;
     pub use super::group::Entity as Group;
     pub use super::group_permission::Entity as GroupPermission;
     pub use super::login_failure::Entity as LoginFailure;

@@ -1,11 +1,13 @@
 //! Domain values, parsed once at the edge so the rest of the code cannot hold
 //! an invalid one.
 pub mod email;
+pub mod event;
 pub mod password;
 pub mod permission;
 pub mod username;
 
 pub use email::Email;
+pub use event::EventType;
 pub use password::PasswordPolicy;
 pub use permission::{Permission, Permissions};
 pub use username::Username;

@@ -19,16 +19,19 @@ pub enum Permission {
     ManageGroups,
     /// Create, update, activate and deactivate divisions.
     ManageDivisions,
+    /// Read the audit log.
+    ViewAuditLog,
 }
 
 impl Permission {
     /// Every permission, in the schema's order.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::ViewUserDetails,
         Permission::ManageUsers,
         Permission::ManageGroupMembers,
         Permission::ManageGroups,
         Permission::ManageDivisions,
+        Permission::ViewAuditLog,
     ];
 
     /// The schema's (and the database's) name of the permission.
@@ -39,6 +42,7 @@ impl Permission {
             Permission::ManageGroupMembers => "MANAGE_GROUP_MEMBERS",
             Permission::ManageGroups => "MANAGE_GROUPS",
             Permission::ManageDivisions => "MANAGE_DIVISIONS",
+            Permission::ViewAuditLog => "VIEW_AUDIT_LOG",
         }
     }
 

@@ -1,7 +1,7 @@
 //! Relay connections of users, groups and divisions.
 use async_graphql::{Object, SimpleObject};
 
-use super::types::{Division, Group, User};
+use super::types::{AuditEvent, Division, Group, User};
 use crate::{error::Error, services::reads::pagination::Page};
 
 /// Where a page sits in its list.
@@ -92,6 +92,12 @@ macro_rules! connection {
 connection!(UserConnection, UserEdge, User, "user");
 connection!(GroupConnection, GroupEdge, Group, "group");
 connection!(DivisionConnection, DivisionEdge, Division, "division");
+connection!(
+    AuditEventConnection,
+    AuditEventEdge,
+    AuditEvent,
+    "audit event"
+);
 
 fn page_info<M>(page: &Page<M>) -> PageInfo {
     PageInfo {

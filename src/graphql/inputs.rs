@@ -3,7 +3,7 @@ use async_graphql::{Enum, ID, InputObject};
 
 use super::{
     scalars::DateTime,
-    types::{DivisionType, Permission},
+    types::{AuditEventType, DivisionType, Permission},
 };
 use crate::services::reads;
 
@@ -158,6 +158,30 @@ pub struct DivisionFilter {
     pub or: Option<Vec<DivisionFilter>>,
     /// This does not hold.
     pub not: Option<Box<DivisionFilter>>,
+}
+
+/// Conditions on audit events; all given must hold.
+#[derive(InputObject, Default, Clone, Debug)]
+pub struct AuditEventFilter {
+    /// Any of these types.
+    #[graphql(name = "type")]
+    pub event_type: Option<Vec<AuditEventType>>,
+    /// The user who acted (`isNull: true`: the command line or anonymous).
+    pub actor_id: Option<IdFilter>,
+    /// The user the event is about.
+    pub target_user_id: Option<IdFilter>,
+    /// The group the event is about.
+    pub target_group_id: Option<IdFilter>,
+    /// The division the event is about.
+    pub target_division_id: Option<IdFilter>,
+    /// When it happened.
+    pub occurred_at: Option<DateTimeFilter>,
+    /// Every one of these holds.
+    pub and: Option<Vec<AuditEventFilter>>,
+    /// At least one of these holds (`[]`: none does).
+    pub or: Option<Vec<AuditEventFilter>>,
+    /// This does not hold.
+    pub not: Option<Box<AuditEventFilter>>,
 }
 
 /// Which way an ordering runs.
@@ -330,6 +354,24 @@ impl From<DivisionFilter> for reads::DivisionFilter {
             division_type: f.division_type.map(Into::into),
             is_active: f.is_active,
             parent_id: f.parent_id.map(Into::into),
+            and: each(f.and),
+            or: each(f.or),
+            not: boxed(f.not),
+        }
+    }
+}
+
+impl From<AuditEventFilter> for reads::AuditEventFilter {
+    fn from(f: AuditEventFilter) -> Self {
+        Self {
+            event_type: f
+                .event_type
+                .map(|types| types.into_iter().map(Into::into).collect()),
+            actor_id: f.actor_id.map(Into::into),
+            target_user_id: f.target_user_id.map(Into::into),
+            target_group_id: f.target_group_id.map(Into::into),
+            target_division_id: f.target_division_id.map(Into::into),
+            occurred_at: f.occurred_at.map(Into::into),
             and: each(f.and),
             or: each(f.or),
             not: boxed(f.not),

@@ -4,14 +4,17 @@ use async_graphql::Context;
 use entity::user;
 
 use super::{
-    connection::{DivisionConnection, GroupConnection, UserConnection},
+    connection::{AuditEventConnection, DivisionConnection, GroupConnection, UserConnection},
     guards::access,
-    inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
+    inputs::{
+        AuditEventFilter, DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter,
+        UserOrder,
+    },
     loaders::{UserWants, loaders},
-    types::{Division, Group, User},
+    types::{AuditEvent, Division, Group, User},
 };
 use crate::services::reads::{
-    DivisionQuery, GroupQuery, UserQuery, UserScope, pagination::PageArgs,
+    AuditQuery, DivisionQuery, GroupQuery, UserQuery, UserScope, pagination::PageArgs,
 };
 
 /// The arguments every list field takes.
@@ -81,6 +84,36 @@ pub async fn users(
     // fail, each field loads (and reports any error, with its code) itself.
     let _ = loaders.prime_for_users(&users, user_wants(ctx)).await;
     Ok(UserConnection::new(listed.page, User::from, listed.total))
+}
+
+/// What an audit log field was asked for.
+pub struct AuditArgs {
+    pub filter: Option<AuditEventFilter>,
+    pub page: PageArgs,
+}
+
+/// The audit log (`user`: about that user only).
+pub async fn audit_events(
+    ctx: &Context<'_>,
+    user: Option<i64>,
+    args: AuditArgs,
+) -> async_graphql::Result<AuditEventConnection> {
+    let query = AuditQuery {
+        user,
+        filter: args.filter.map(Into::into),
+        oldest_first: false,
+        page: args.page,
+        with_total: with_total(ctx),
+    };
+    let listed = loaders(ctx)?
+        .reader
+        .audit_events(access(ctx), query)
+        .await?;
+    Ok(AuditEventConnection::new(
+        listed.page,
+        AuditEvent,
+        listed.total,
+    ))
 }
 
 /// Groups.

@@ -1,10 +1,13 @@
 use async_graphql::{Context, ID, Object};
 
 use super::{
-    connection::{DivisionConnection, GroupConnection, UserConnection},
+    connection::{AuditEventConnection, DivisionConnection, GroupConnection, UserConnection},
     guards::access,
-    inputs::{DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter, UserOrder},
-    lists::{self, ListArgs, UserListArgs},
+    inputs::{
+        AuditEventFilter, DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter,
+        UserOrder,
+    },
+    lists::{self, AuditArgs, ListArgs, UserListArgs},
     loaders::loaders,
     types::{Division, Group, User},
 };
@@ -117,6 +120,26 @@ impl Query {
             .division(access(ctx), id.as_str())
             .await?;
         Ok(Some(Division(division)))
+    }
+
+    /// The audit log, newest first. Holders of VIEW_AUDIT_LOG only.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What every event returned meets.")] filter: Option<AuditEventFilter>,
+        #[graphql(desc = "Forward page: this many events.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many events.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            ..PageArgs::default()
+        };
+        lists::audit_events(ctx, None, AuditArgs { filter, page }).await
     }
 
     /// Divisions, filtered, ordered and paged.

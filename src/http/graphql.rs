@@ -112,7 +112,7 @@ pub async fn handle(
     // The operations of a batch run concurrently, each with fresh loaders.
     let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
         let request = request
-            .data(viewer.clone())
+            .data(viewer.clone().asking_from(client.0))
             .data(Loaders::new(Reader::new(
                 &state.app.db,
                 caches,

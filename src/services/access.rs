@@ -11,7 +11,7 @@
 //! all; one manages only users whose permissions one holds, and edits only
 //! groups whose permissions one holds; and no change may leave a permission
 //! that some active user could manage with nobody left who can.
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use entity::{group_permission, membership, user};
 use sea_orm::{
@@ -70,26 +70,49 @@ fn forbidden(message: impl Into<String>) -> Error {
     Error::Forbidden(message.into())
 }
 
-/// The viewer of a request, as every rule sees them.
+/// The viewer of a request, as every rule sees them, and where they ask
+/// from (for the audit log).
 #[derive(Debug, Clone, Default)]
-pub struct Access(Option<Arc<Account>>);
+pub struct Access {
+    account: Option<Arc<Account>>,
+    client: Option<IpAddr>,
+}
 
 impl Access {
     pub const fn anonymous() -> Self {
-        Self(None)
+        Self {
+            account: None,
+            client: None,
+        }
     }
 
     pub fn of(account: Arc<Account>) -> Self {
-        Self(Some(account))
+        Self {
+            account: Some(account),
+            client: None,
+        }
+    }
+
+    /// The same viewer, asking from `client`.
+    pub fn asking_from(self, client: IpAddr) -> Self {
+        Self {
+            client: Some(client),
+            ..self
+        }
     }
 
     pub fn account(&self) -> Option<&Arc<Account>> {
-        self.0.as_ref()
+        self.account.as_ref()
+    }
+
+    /// The client's address, when the request came over HTTP.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
     }
 
     /// The signed-in user, or `UNAUTHENTICATED`.
     pub fn user(&self) -> Result<&user::Model> {
-        self.0
+        self.account
             .as_deref()
             .map(|account| account.user.as_ref())
             .ok_or(Error::Unauthenticated(AUTHENTICATION_REQUIRED))
@@ -97,7 +120,7 @@ impl Access {
 
     /// The viewer's effective permissions (none when anonymous).
     pub fn permissions(&self) -> Permissions {
-        self.0
+        self.account
             .as_deref()
             .map_or(Permissions::NONE, Account::permissions)
     }

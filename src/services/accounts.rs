@@ -9,10 +9,12 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
+use serde_json::json;
 
 use super::{
     access::Access,
     client_budget,
+    events::{self, Actor, Target},
     login_limit::{self, LoginLimit, Subject},
     password_hash::Verified,
     refresh_tokens::{self, Rotated, Rotation},
@@ -22,7 +24,7 @@ use super::{
 };
 use crate::{
     checkpoints, clock,
-    domain::{Permission, fold, password::PersonalInfo},
+    domain::{EventType, Permission, fold, password::PersonalInfo},
     error::{Error, FieldErrors, Result},
     state::AppState,
 };
@@ -56,6 +58,7 @@ pub struct Session {
 #[tracing::instrument(level = "debug", skip_all, fields(username = %registration.username))]
 pub async fn register(
     state: &AppState,
+    viewer: &Access,
     registration: Registration,
     client: &str,
 ) -> Result<user::Model> {
@@ -98,7 +101,7 @@ pub async fn register(
         division_id: None,
     };
     // `users::create` checks both keys again: a racing insert is a CONFLICT.
-    users::create(&state.db, new).await
+    events::create_user(&state.db, new, |user| Actor::themself(user, viewer)).await
 }
 
 /// The user a login identifier names: a username first, else an email.
@@ -278,9 +281,10 @@ async fn replace_password(
     user_id: i64,
     hash: String,
     unchanged: Option<Unchanged<'_>>,
+    recorded_as: (&Actor, EventType),
 ) -> Result<bool> {
     let txn = db.begin().await?;
-    let replaced = write_password(&txn, user_id, hash, unchanged).await?;
+    let replaced = write_password(&txn, user_id, hash, unchanged, recorded_as).await?;
     if replaced {
         txn.commit().await?;
     }
@@ -293,6 +297,7 @@ async fn write_password(
     user_id: i64,
     hash: String,
     unchanged: Option<Unchanged<'_>>,
+    (actor, kind): (&Actor, EventType),
 ) -> Result<bool> {
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, Expr::value(hash))
@@ -312,6 +317,8 @@ async fn write_password(
     }
     refresh_tokens::revoke_all_of_user(txn, user_id).await?;
     login_limit::forget_known_clients(txn, user_id).await?;
+    let payload = json!({ "userId": user_id.to_string() });
+    events::record(txn, actor, kind, Target::user(user_id), payload).await?;
     Ok(true)
 }
 
@@ -328,14 +335,15 @@ fn personal_info(user: &user::Model) -> PersonalInfo<'_> {
 /// against the user's row as the database has it now (never a cached
 /// copy), and the new one is stored only if that row has not changed since
 /// (an optimistic check, so no lock is held while hashing).
-#[tracing::instrument(level = "debug", skip_all, fields(user_id = viewer.id))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn change_password(
     state: &AppState,
-    viewer: &user::Model,
+    access: &Access,
     current: String,
     new: String,
     client: &str,
 ) -> Result<()> {
+    let viewer = access.user()?;
     let fresh = user::Entity::find_by_id(viewer.id)
         .one(&state.db)
         .await?
@@ -375,7 +383,9 @@ pub async fn change_password(
         token_version: fresh.token_version,
         password_hash: fresh.password_hash.as_deref().unwrap_or_default(),
     };
-    match replace_password(&state.db, fresh.id, hash, Some(unchanged)).await? {
+    let actor = Actor::themself(&fresh, access);
+    let recorded_as = (&actor, EventType::UserPasswordChanged);
+    match replace_password(&state.db, fresh.id, hash, Some(unchanged), recorded_as).await? {
         true => Ok(()),
         // Changed meanwhile, by this user elsewhere or by staff: this
         // session has ended.
@@ -415,7 +425,8 @@ pub async fn set_user_password(
         .await?
         .ok_or_else(|| Error::NotFound("No user with that id.".into()))?;
     viewer.may_manage_user(&txn, &target).await?;
-    if !write_password(&txn, target.id, hash, None).await? {
+    let recorded_as = (&Actor::of(viewer), EventType::UserPasswordSet);
+    if !write_password(&txn, target.id, hash, None, recorded_as).await? {
         return Err(Error::NotFound("No user with that id.".into()));
     }
     txn.commit().await?;

@@ -6,19 +6,32 @@ use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
     Set, SqlErr,
 };
+use serde_json::json;
 
 use super::{
     access::{self, Access},
+    events::{self, Actor, Target},
     user_admin::{Change, begin_write},
 };
 use crate::{
     clock,
-    domain::{Permission, Permissions, fold, parse_title},
+    domain::{EventType, Permission, Permissions, fold, parse_title},
     error::{Error, FieldErrors, Result},
 };
 
 pub const GROUP_TAKEN: &str = "A group with that name already exists.";
 pub const DIVISION_TAKEN: &str = "A division with that name already exists.";
+
+/// Records an event of the viewer's, in the change's transaction.
+async fn record(
+    txn: &impl ConnectionTrait,
+    viewer: &Access,
+    kind: EventType,
+    target: Target,
+    payload: serde_json::Value,
+) -> Result<()> {
+    events::record(txn, &Actor::of(viewer), kind, target, payload).await
+}
 
 fn name_conflict(error: DbErr, message: &str) -> Error {
     match error.sql_err() {
@@ -53,6 +66,15 @@ pub async fn create_group(
     .insert(&txn)
     .await
     .map_err(|e| name_conflict(e, GROUP_TAKEN))?;
+    let payload = json!({ "group": events::group_view(&group) });
+    record(
+        &txn,
+        viewer,
+        EventType::GroupCreated,
+        Target::group(group.id),
+        payload,
+    )
+    .await?;
     txn.commit().await?;
     Ok(group)
 }
@@ -69,6 +91,7 @@ pub async fn update_group(
     viewer
         .may_act_on_group_id(&txn, Permission::ManageGroups, id)
         .await?;
+    let before = group.name.clone();
     let group = match name {
         Change::Keep => group,
         Change::Clear => return Err(Error::bad_input("name", super::user_admin::NOT_NULL)),
@@ -82,6 +105,17 @@ pub async fn update_group(
                 .map_err(|e| name_conflict(e, GROUP_TAKEN))?
         }
     };
+    if group.name != before {
+        let payload = json!({ "name": { "before": before, "after": group.name } });
+        record(
+            &txn,
+            viewer,
+            EventType::GroupRenamed,
+            Target::group(id),
+            payload,
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(group)
 }
@@ -101,16 +135,33 @@ async fn find_group(db: &impl ConnectionTrait, id: i64) -> Result<group::Model> 
 pub async fn delete_group(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<i64> {
     viewer.require(Permission::ManageGroups)?;
     let txn = begin_write(db).await?;
-    find_group(&txn, id).await?;
+    let group = find_group(&txn, id).await?;
     viewer
         .may_act_on_group_id(&txn, Permission::ManageGroups, id)
         .await?;
+    let carried = access::carried_by_all(&txn, &[id]).await?;
     let before = access::before_taking_away(&txn).await?;
     let deleted = group::Entity::delete_by_id(id).exec(&txn).await?;
     if deleted.rows_affected == 0 {
         return Err(group_not_found());
     }
     access::ensure_still_managed(&txn, before).await?;
+    let mut payload = json!({ "group": events::group_view(&group) });
+    payload["group"]["permissions"] = json!(
+        carried
+            .known()
+            .iter()
+            .map(Permission::name)
+            .collect::<Vec<_>>()
+    );
+    record(
+        &txn,
+        viewer,
+        EventType::GroupDeleted,
+        Target::group(id),
+        payload,
+    )
+    .await?;
     txn.commit().await?;
     Ok(id)
 }
@@ -141,6 +192,17 @@ pub async fn set_group_permissions(
     };
     access::set_carried(&txn, id, permissions).await?;
     access::ensure_still_managed(&txn, before).await?;
+    let names = |set: Permissions| set.known().iter().map(Permission::name).collect::<Vec<_>>();
+    let payload =
+        json!({ "permissions": { "before": names(carried), "after": names(permissions) } });
+    record(
+        &txn,
+        viewer,
+        EventType::GroupPermissionsSet,
+        Target::group(id),
+        payload,
+    )
+    .await?;
     txn.commit().await?;
     Ok(group)
 }
@@ -197,6 +259,9 @@ pub async fn create_division(
     .insert(&txn)
     .await
     .map_err(|e| name_conflict(e, DIVISION_TAKEN))?;
+    let payload = json!({ "division": events::division_view(&division) });
+    let target = Target::division(division.id);
+    record(&txn, viewer, EventType::DivisionCreated, target, payload).await?;
     txn.commit().await?;
     Ok(division)
 }
@@ -219,6 +284,7 @@ pub async fn update_division(
         .await?
         .ok_or_else(division_not_found)?;
     let kind = division.division_type;
+    let before = events::division_view(&division);
     let mut row = division.into_active_model();
     match name {
         Change::Keep => {}
@@ -244,6 +310,18 @@ pub async fn update_division(
         .update(&txn)
         .await
         .map_err(|e| name_conflict(e, DIVISION_TAKEN))?;
+    let changed = events::changes(&before, &events::division_view(&division));
+    if changed.as_object().is_some_and(|c| !c.is_empty()) {
+        let payload = json!({ "changes": changed });
+        record(
+            &txn,
+            viewer,
+            EventType::DivisionUpdated,
+            Target::division(id),
+            payload,
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(division)
 }
@@ -269,6 +347,12 @@ pub async fn set_division_active(
     let mut row = division.into_active_model();
     row.is_active = Set(active);
     let division = row.update(&txn).await?;
+    let kind = match active {
+        true => EventType::DivisionActivated,
+        false => EventType::DivisionDeactivated,
+    };
+    let payload = json!({ "division": events::division_view(&division) });
+    record(&txn, viewer, kind, Target::division(id), payload).await?;
     txn.commit().await?;
     Ok(division)
 }

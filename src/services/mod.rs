@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod client_budget;
 pub mod demo_data;
+pub mod events;
 pub mod login_limit;
 pub mod password_hash;
 pub mod read_cache;

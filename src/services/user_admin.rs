@@ -7,12 +7,14 @@ use entity::{division, group, membership, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
-    Statement, TransactionTrait,
+    Statement, TransactionTrait, TryInsertResult,
     sea_query::{Expr, ExprTrait},
 };
+use serde_json::json;
 
 use super::{
     access::{self, Access},
+    events::{self, Actor, Target},
     login_limit,
     password_hash::Hasher,
     refresh_tokens,
@@ -20,7 +22,8 @@ use super::{
 };
 use crate::{
     domain::{
-        Email, PasswordPolicy, Permission, Permissions, Username, fold, parse_name, parse_phone,
+        Email, EventType, PasswordPolicy, Permission, Permissions, Username, fold, parse_name,
+        parse_phone,
     },
     error::{Error, FieldErrors, Result},
 };
@@ -285,6 +288,17 @@ pub async fn create(
         });
         membership::Entity::insert_many(rows).exec(&txn).await?;
     }
+    let group_ids: Vec<String> = group_ids.iter().map(i64::to_string).collect();
+    let payload = json!({ "user": events::user_view(&user), "groupIds": group_ids });
+    let actor = Actor::of(viewer);
+    events::record(
+        &txn,
+        &actor,
+        EventType::UserCreated,
+        Target::user(user.id),
+        payload,
+    )
+    .await?;
     txn.commit().await?;
     Ok(user)
 }
@@ -526,6 +540,12 @@ pub async fn update(
     let updated = row.update(&txn).await.map_err(users::conflict_from)?;
     let demoted = target.is_superuser && target.is_active && !updated.is_superuser;
     ensure_a_superuser_remains(&txn, demoted).await?;
+    let changed = events::changes(&events::user_view(&target), &events::user_view(&updated));
+    if changed.as_object().is_some_and(|c| !c.is_empty()) {
+        let payload = json!({ "changes": changed });
+        let (actor, target) = (Actor::of(viewer), Target::user(id));
+        events::record(&txn, &actor, EventType::UserUpdated, target, payload).await?;
+    }
     txn.commit().await?;
     Ok(updated)
 }
@@ -550,6 +570,7 @@ pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Resu
     let mut row = target.into_active_model();
     row.is_active = Set(true);
     let user = row.update(&txn).await?;
+    user_event(&txn, viewer, EventType::UserActivated, &user).await?;
     txn.commit().await?;
     Ok(user)
 }
@@ -585,6 +606,7 @@ pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Re
         .one(&txn)
         .await?
         .ok_or_else(not_found)?;
+    user_event(&txn, viewer, EventType::UserDeactivated, &user).await?;
     txn.commit().await?;
     Ok(user)
 }
@@ -604,8 +626,39 @@ pub async fn delete(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result
     login_limit::forget_known_clients(&txn, id).await?;
     ensure_a_superuser_remains(&txn, target.is_superuser && target.is_active).await?;
     access::ensure_still_managed(&txn, before).await?;
+    user_event(&txn, viewer, EventType::UserDeleted, &target).await?;
     txn.commit().await?;
     Ok(id)
+}
+
+/// Records `kind` about `user`, with the user as staff see it.
+async fn user_event(
+    txn: &impl ConnectionTrait,
+    viewer: &Access,
+    kind: EventType,
+    user: &user::Model,
+) -> Result<()> {
+    let payload = json!({ "user": events::user_view(user) });
+    events::record(
+        txn,
+        &Actor::of(viewer),
+        kind,
+        Target::user(user.id),
+        payload,
+    )
+    .await
+}
+
+async fn membership_event(
+    txn: &impl ConnectionTrait,
+    viewer: &Access,
+    kind: EventType,
+    user_id: i64,
+    group_id: i64,
+) -> Result<()> {
+    let payload = json!({ "userId": user_id.to_string(), "groupId": group_id.to_string() });
+    let target = Target::membership(user_id, group_id);
+    events::record(txn, &Actor::of(viewer), kind, target, payload).await
 }
 
 /// The user and group of a membership change: `MANAGE_GROUP_MEMBERS`, every
@@ -642,13 +695,16 @@ pub async fn assign_to_group(
     viewer.require(Permission::ManageGroupMembers)?;
     let txn = begin_write(db).await?;
     let target = membership_parties(&txn, viewer, user_id, group_id).await?;
-    membership::Entity::insert(membership::ActiveModel {
+    let inserted = membership::Entity::insert(membership::ActiveModel {
         user_id: Set(user_id),
         group_id: Set(group_id),
     })
     .on_conflict_do_nothing_on([membership::Column::UserId, membership::Column::GroupId])
-    .exec(&txn)
+    .exec_without_returning(&txn)
     .await?;
+    if matches!(inserted, TryInsertResult::Inserted(1..)) {
+        membership_event(&txn, viewer, EventType::UserAddedToGroup, user_id, group_id).await?;
+    }
     txn.commit().await?;
     Ok(target)
 }
@@ -664,12 +720,22 @@ pub async fn remove_from_group(
     let txn = begin_write(db).await?;
     let target = membership_parties(&txn, viewer, user_id, group_id).await?;
     let before = access::before_taking_away(&txn).await?;
-    membership::Entity::delete_many()
+    let removed = membership::Entity::delete_many()
         .filter(membership::Column::UserId.eq(user_id))
         .filter(membership::Column::GroupId.eq(group_id))
         .exec(&txn)
         .await?;
     access::ensure_still_managed(&txn, before).await?;
+    if removed.rows_affected > 0 {
+        membership_event(
+            &txn,
+            viewer,
+            EventType::UserRemovedFromGroup,
+            user_id,
+            group_id,
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(target)
 }

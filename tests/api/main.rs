@@ -5,6 +5,7 @@ mod account_attacks;
 mod accounts;
 mod admin;
 mod attacks;
+mod audit;
 mod browser;
 mod caching;
 mod cli;

@@ -65,6 +65,8 @@ enum Op {
     UpdateDivision,
     ActivateDivision,
     DeactivateDivision,
+    ReadAuditLog,
+    ReadUserAuditEvents,
 }
 
 /// The one table: what each permission governs. The match has no
@@ -95,6 +97,7 @@ fn governed(permission: Permission) -> &'static [Op] {
             ActivateDivision,
             DeactivateDivision,
         ],
+        Permission::ViewAuditLog => &[ReadAuditLog, ReadUserAuditEvents],
     }
 }
 
@@ -247,6 +250,19 @@ async fn run(app: &TestApp, token: &str, op: Op, tag: &str) -> Vec<(Reply, &'sta
             };
             vec![(gql(query, json!({ "id": g.id.to_string() })).await, field)]
         }
+        Op::ReadAuditLog => {
+            let query = "{ auditEvents(first: 5) { totalCount edges { node { type } } } }";
+            vec![(gql(query, Value::Null).await, "auditEvents")]
+        }
+        Op::ReadUserAuditEvents => {
+            let t = target().await;
+            let query = "query($id: ID!) { user(id: $id) { username auditEvents { totalCount } } }";
+            let reply = gql(query, json!({ "id": t.id.to_string() })).await;
+            if reply.codes().is_empty() {
+                assert_eq!(reply.body["data"]["user"]["auditEvents"]["totalCount"], 0);
+            }
+            vec![(reply, "user")]
+        }
         Op::CreateDivision => {
             let query = "mutation($n: String!) { createDivision(input: {name: $n, divisionType: MAIN}) { id } }";
             let vars = json!({ "n": format!("new division {tag}") });
@@ -315,7 +331,7 @@ fn the_table_names_each_operation_once() {
     let total = seen.len();
     seen.dedup();
     assert_eq!(seen.len(), total);
-    assert_eq!(total, 21);
+    assert_eq!(total, 23);
 }
 
 #[tokio::test]
@@ -344,7 +360,8 @@ async fn permissions_read_as_the_groups_give_them_and_staff_hold_all() {
         "MANAGE_USERS",
         "MANAGE_GROUP_MEMBERS",
         "MANAGE_GROUPS",
-        "MANAGE_DIVISIONS"
+        "MANAGE_DIVISIONS",
+        "VIEW_AUDIT_LOG"
     ]);
     let reply = app
         .gql_as(Some(&app.token_for(&staff)), me, Value::Null)

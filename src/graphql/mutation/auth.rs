@@ -82,7 +82,7 @@ impl AuthMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         };
-        let user = accounts::register(state(ctx)?, registration, &client(ctx)).await?;
+        let user = accounts::register(state(ctx)?, access(ctx), registration, &client(ctx)).await?;
         Ok(User::as_viewer(user))
     }
 
@@ -127,10 +127,9 @@ impl AuthMutation {
         #[graphql(desc = "The password now.")] current_password: String,
         #[graphql(desc = "The new password, held to the password rules.")] new_password: String,
     ) -> async_graphql::Result<bool> {
-        let viewer = access(ctx).user()?;
         accounts::change_password(
             state(ctx)?,
-            viewer,
+            access(ctx),
             current_password,
             new_password,
             &client(ctx),

@@ -1,9 +1,11 @@
 //! GraphQL output types, built from entities.
+mod audit_event;
 mod division;
 mod group;
 mod permission;
 mod user;
 
+pub use audit_event::{AuditEvent, AuditEventType};
 pub use division::{Division, DivisionType};
 pub use group::Group;
 pub use permission::{Permission, listed as listed_permissions};

@@ -22,6 +22,8 @@ pub enum Permission {
     ManageGroups,
     /// Create, update, activate and deactivate divisions.
     ManageDivisions,
+    /// Read the audit log (`auditEvents`, `User.auditEvents`).
+    ViewAuditLog,
 }
 
 /// The permissions of a set, in the schema's order.

@@ -6,8 +6,18 @@ use entity::user;
 use super::{Division, Group, Permission, listed_permissions};
 use crate::{
     domain::Permissions,
-    graphql::{guards::UserDetails, loaders::loaders, scalars::DateTime},
-    services::access::{self, Account},
+    graphql::{
+        connection::AuditEventConnection,
+        guards::UserDetails,
+        inputs::AuditEventFilter,
+        lists::{self, AuditArgs},
+        loaders::loaders,
+        scalars::DateTime,
+    },
+    services::{
+        access::{self, Account},
+        reads::pagination::PageArgs,
+    },
 };
 
 /// An account.
@@ -137,6 +147,28 @@ impl User {
     #[graphql(guard = "UserDetails::of(self)")]
     async fn is_superuser(&self) -> Option<bool> {
         Some(self.model.is_superuser)
+    }
+
+    /// The audit log's events about the user, newest first. Holders of
+    /// VIEW_AUDIT_LOG only.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "What every event returned meets.")] filter: Option<AuditEventFilter>,
+        #[graphql(desc = "Forward page: this many events.")] first: Option<i32>,
+        #[graphql(desc = "Forward page: after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Backward page: this many events.")] last: Option<i32>,
+        #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+            ..PageArgs::default()
+        };
+        let args = AuditArgs { filter, page };
+        lists::audit_events(ctx, Some(self.model.id), args).await
     }
 
     /// What the user may do: every permission for staff, none while

@@ -5,14 +5,15 @@
 //! folded value, so they fold Unicode case the same way on every database.
 //! LIKE patterns escape `%`, `_` and `\`, so values match literally.
 use chrono::{SubsecRound, Utc};
-use entity::{division, group, membership, user};
+use entity::{division, event, group, membership, user};
 use sea_orm::{
     ColumnTrait, Condition, EntityName,
     sea_query::{Expr, ExprTrait, IntoIden, LikeExpr, Query, SimpleExpr},
 };
 
 use super::query::{
-    DateTimeFilter, DivisionFilter, GroupFilter, IdFilter, StringFilter, UserFilter,
+    AuditEventFilter, DateTimeFilter, DivisionFilter, GroupFilter, IdFilter, StringFilter,
+    UserFilter,
 };
 use crate::{
     config::FilterLimits,
@@ -535,6 +536,43 @@ fn group_condition_within(
     }
     let nested = (&filter.and, &filter.or, &filter.not);
     combine(all, nested, budget, depth, group_condition_within)
+}
+
+/// The condition of an audit event filter (see [`user_condition`]).
+pub fn audit_condition(
+    filter: &AuditEventFilter,
+    limits: FilterLimits,
+) -> Result<Condition, Error> {
+    audit_condition_within(filter, &mut Budget::new(limits), 0)
+}
+
+fn audit_condition_within(
+    filter: &AuditEventFilter,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Condition, Error> {
+    use event::Column as C;
+    budget.node(depth)?;
+    let mut all = Condition::all();
+    if let Some(types) = &filter.event_type {
+        budget.in_list(types.len())?;
+        all = all.add(Expr::col(C::EventType).is_in(types.iter().map(|t| t.name())));
+    }
+    for (column, f) in [
+        (C::ActorId, &filter.actor_id),
+        (C::TargetUserId, &filter.target_user_id),
+        (C::TargetGroupId, &filter.target_group_id),
+        (C::TargetDivisionId, &filter.target_division_id),
+    ] {
+        if let Some(f) = f {
+            all = all.add(id_condition(column, true, f, budget, depth)?);
+        }
+    }
+    if let Some(f) = &filter.occurred_at {
+        all = all.add(datetime_condition(C::OccurredAt, false, f, budget, depth)?);
+    }
+    let nested = (&filter.and, &filter.or, &filter.not);
+    combine(all, nested, budget, depth, audit_condition_within)
 }
 
 /// The condition of a division filter (see [`user_condition`]).

@@ -1,6 +1,6 @@
 //! The lists of the read API, for users, groups and divisions: who may ask
 //! what, then filter, search, ordering, page and count.
-use entity::{division, group, membership, user};
+use entity::{division, event, group, membership, user};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select,
     sea_query::{Expr, ExprTrait, IntoIden},
@@ -10,8 +10,8 @@ use super::{
     Reader, filters,
     pagination::{self, KeyKind, KeyValue, Page, PageArgs, SortKey},
     query::{
-        DivisionOrderField, DivisionQuery, GroupOrderField, GroupQuery, Order, UserOrderField,
-        UserQuery, UserScope,
+        AuditQuery, DivisionOrderField, DivisionQuery, GroupOrderField, GroupQuery, Order,
+        UserOrderField, UserQuery, UserScope,
     },
 };
 use crate::{
@@ -205,6 +205,35 @@ impl Reader {
         let select = division::Entity::find().filter(condition);
         self.page_of(select, &keys, &query.page, query.with_total, key_values)
             .await
+    }
+
+    /// The audit log, for holders of `VIEW_AUDIT_LOG`: newest first (by
+    /// id) unless asked otherwise.
+    pub async fn audit_events(
+        &self,
+        access: &Access,
+        query: AuditQuery,
+    ) -> Result<Listed<event::Model>> {
+        access.require(Permission::ViewAuditLog)?;
+        let mut condition = Condition::all();
+        if let Some(user) = query.user {
+            condition = condition.add(Expr::col(event::Column::TargetUserId).eq(user));
+        }
+        if let Some(filter) = &query.filter {
+            condition = condition.add(filters::audit_condition(filter, self.filter_limits)?);
+        }
+        let keys = vec![SortKey {
+            name: "ID",
+            column: event::Column::Id.into_iden(),
+            kind: KeyKind::Int,
+            nullable: false,
+            descending: !query.oldest_first,
+        }];
+        let select = event::Entity::find().filter(condition);
+        self.page_of(select, &keys, &query.page, query.with_total, |e| {
+            vec![KeyValue::Int(e.id)]
+        })
+        .await
     }
 
     /// The count (when asked for) and one page of `select`: the part every

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use entity::division::DivisionType;
 
 use super::pagination::PageArgs;
-use crate::domain::Permission;
+use crate::domain::{EventType, Permission};
 
 /// Text lookups; every one given must hold. `i*` lookups and the
 /// comparisons use the full Unicode case fold.
@@ -94,6 +94,32 @@ pub struct DivisionFilter {
     pub and: Option<Vec<DivisionFilter>>,
     pub or: Option<Vec<DivisionFilter>>,
     pub not: Option<Box<DivisionFilter>>,
+}
+
+/// Conditions on audit events; all given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEventFilter {
+    /// Any of these types.
+    pub event_type: Option<Vec<EventType>>,
+    pub actor_id: Option<IdFilter>,
+    pub target_user_id: Option<IdFilter>,
+    pub target_group_id: Option<IdFilter>,
+    pub target_division_id: Option<IdFilter>,
+    pub occurred_at: Option<DateTimeFilter>,
+    pub and: Option<Vec<AuditEventFilter>>,
+    pub or: Option<Vec<AuditEventFilter>>,
+    pub not: Option<Box<AuditEventFilter>>,
+}
+
+/// A page of the audit log, newest first unless `oldest_first`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only the events about this user (`User.auditEvents`).
+    pub user: Option<i64>,
+    pub filter: Option<AuditEventFilter>,
+    pub oldest_first: bool,
+    pub page: PageArgs,
+    pub with_total: bool,
 }
 
 /// One key of an ordering.

@@ -1,0 +1,113 @@
+use async_graphql::{Enum, ID, Json, Object};
+use entity::event;
+
+use crate::{domain, graphql::scalars::DateTime};
+
+/// What an audit event records.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::EventType")]
+pub enum AuditEventType {
+    /// `user.created`: by `createUser`, `upsertUser`, `register` or the
+    /// command line; payload `{user, groupIds}`.
+    UserCreated,
+    /// `user.updated`: payload `{changes: {field: {before, after}}}`.
+    UserUpdated,
+    /// `user.activated`: payload `{user}`.
+    UserActivated,
+    /// `user.deactivated`: payload `{user}`; the user's sessions end.
+    UserDeactivated,
+    /// `user.deleted`: payload `{user}` as it was.
+    UserDeleted,
+    /// `user.password_changed`: the user changed their own password.
+    UserPasswordChanged,
+    /// `user.password_set`: `setUserPassword`.
+    UserPasswordSet,
+    /// `user.added_to_group`: payload `{userId, groupId}`.
+    UserAddedToGroup,
+    /// `user.removed_from_group`: payload `{userId, groupId}`.
+    UserRemovedFromGroup,
+    /// `group.created`: payload `{group}`.
+    GroupCreated,
+    /// `group.renamed`: payload `{name: {before, after}}`.
+    GroupRenamed,
+    /// `group.deleted`: payload `{group}` with the permissions it carried.
+    GroupDeleted,
+    /// `group.permissions_set`: payload `{permissions: {before, after}}`.
+    GroupPermissionsSet,
+    /// `division.created`: payload `{division}`.
+    DivisionCreated,
+    /// `division.updated`: payload `{changes}`.
+    DivisionUpdated,
+    /// `division.activated`: payload `{division}`.
+    DivisionActivated,
+    /// `division.deactivated`: payload `{division}`.
+    DivisionDeactivated,
+    /// `security.login_locked`: reserved; not recorded yet.
+    LoginLocked,
+    /// `security.refresh_token_reused`: reserved; not recorded yet.
+    RefreshTokenReused,
+}
+
+/// One change roster made, recorded in the transaction that made it.
+#[derive(Clone)]
+pub struct AuditEvent(pub event::Model);
+
+fn id(value: Option<i64>) -> Option<ID> {
+    value.map(|v| ID(v.to_string()))
+}
+
+#[Object]
+impl AuditEvent {
+    /// Orders the log: a later event has a higher id.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// What happened.
+    #[graphql(name = "type")]
+    async fn event_type(&self) -> Option<AuditEventType> {
+        domain::EventType::from_name(&self.0.event_type).map(Into::into)
+    }
+
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime {
+        self.0.occurred_at.into()
+    }
+
+    /// The user who did it; null for the command line and for anonymous
+    /// callers.
+    async fn actor_id(&self) -> Option<ID> {
+        id(self.0.actor_id)
+    }
+
+    /// The actor's username at the time, or "command line".
+    async fn actor_name(&self) -> Option<&str> {
+        self.0.actor_name.as_deref()
+    }
+
+    /// The client's address, when the change came over HTTP.
+    async fn client(&self) -> Option<&str> {
+        self.0.client.as_deref()
+    }
+
+    /// The user it is about, if any.
+    async fn target_user_id(&self) -> Option<ID> {
+        id(self.0.target_user_id)
+    }
+
+    /// The group it is about, if any.
+    async fn target_group_id(&self) -> Option<ID> {
+        id(self.0.target_group_id)
+    }
+
+    /// The division it is about, if any.
+    async fn target_division_id(&self) -> Option<ID> {
+        id(self.0.target_division_id)
+    }
+
+    /// What changed, as JSON (see the event's type); never a password,
+    /// hash or token.
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.payload).unwrap_or_default())
+    }
+}
