@@ -77,6 +77,8 @@ fn jwt_verify(c: &mut Criterion) {
         last_login: None,
         division_id: None,
         token_version: 0,
+        remote_id: None,
+        remote_id_folded: None,
     };
     let token = keys.issue(&user, Duration::from_secs(900)).unwrap();
     c.bench_function("jwt: verify", |b| {

@@ -30,6 +30,10 @@ pub struct Model {
     /// Bumped whenever every outstanding access token of the user must stop
     /// working (password change, deactivation).
     pub token_version: i64,
+    /// The id an external system gave the user.
+    pub remote_id: Option<String>,
+    /// Case fold of `remote_id`.
+    pub remote_id_folded: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

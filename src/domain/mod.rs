@@ -21,6 +21,31 @@ pub fn fold(value: &str) -> String {
 /// The message for a required text left empty.
 pub const BLANK: &str = "This field may not be blank.";
 
+/// The longest remote id accepted.
+pub const REMOTE_ID_MAX_LENGTH: usize = 255;
+
+/// An external system's id for a user: at most 255 characters, no control
+/// characters, trimmed. Empty means none.
+pub fn parse_remote_id(value: &str) -> Result<Option<String>, Vec<String>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    if value.chars().count() > REMOTE_ID_MAX_LENGTH {
+        problems.push(format!(
+            "Ensure this field has no more than {REMOTE_ID_MAX_LENGTH} characters."
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        problems.push("Enter an id without control characters.".to_owned());
+    }
+    match problems.is_empty() {
+        true => Ok(Some(value.to_owned())),
+        false => Err(problems),
+    }
+}
+
 /// The longest phone number accepted.
 pub const PHONE_MAX_LENGTH: usize = 32;
 pub const INVALID_PHONE: &str = "Enter a valid phone number.";

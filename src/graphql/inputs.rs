@@ -108,6 +108,9 @@ pub struct UserFilter {
     pub phone_number: Option<StringFilter>,
     /// Staff only (holders of VIEW_USER_DETAILS).
     pub last_login: Option<DateTimeFilter>,
+    /// The id an external system gave the user (`isNull: false`: the
+    /// synced users). Staff only (holders of VIEW_USER_DETAILS).
+    pub remote_id: Option<StringFilter>,
     /// Staff only (holders of VIEW_USER_DETAILS).
     pub is_staff: Option<bool>,
     /// Staff only (holders of VIEW_USER_DETAILS).
@@ -324,6 +327,7 @@ impl From<UserFilter> for reads::UserFilter {
             email: f.email.map(Into::into),
             phone_number: f.phone_number.map(Into::into),
             last_login: f.last_login.map(Into::into),
+            remote_id: f.remote_id.map(Into::into),
             is_staff: f.is_staff,
             is_superuser: f.is_superuser,
             permission: f.permission.map(Into::into),

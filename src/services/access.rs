@@ -168,7 +168,7 @@ impl Access {
             Ok(())
         } else {
             Err(forbidden(
-                "Filtering or ordering by email, phoneNumber, lastLogin, isStaff, isSuperuser or permission needs the VIEW_USER_DETAILS permission.",
+                "Filtering or ordering by email, phoneNumber, lastLogin, remoteId, isStaff, isSuperuser or permission needs the VIEW_USER_DETAILS permission.",
             ))
         }
     }

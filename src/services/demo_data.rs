@@ -286,8 +286,13 @@ fn demo_user(
     let phone = rng
         .random_bool(0.4)
         .then(|| format!("+1 555 {:04}", rng.random_range(0..10_000)));
+    // Four users in five are synced to the commerce platform (no draw from
+    // the generator, so the rest of the data stays as it was).
+    let remote_id = (!id.is_multiple_of(5)).then(|| format!("CX-{id:06}"));
     user::ActiveModel {
         id: Set(id as i64),
+        remote_id_folded: Set(remote_id.as_deref().map(fold)),
+        remote_id: Set(remote_id),
         username_folded: Set(fold(&username)),
         username: Set(username),
         email_folded: Set(fold(&email)),

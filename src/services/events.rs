@@ -154,8 +154,12 @@ pub async fn prune(db: &DatabaseConnection, retention: Option<std::time::Duratio
     let Some(retention) = retention else {
         return Ok(());
     };
-    let cutoff =
-        clock::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let cutoff = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|retention| clock::now().checked_sub_signed(retention));
+    let Some(cutoff) = cutoff else {
+        return Ok(());
+    };
     let oldest = event::Entity::find()
         .select_only()
         .column(event::Column::Id)
@@ -168,6 +172,30 @@ pub async fn prune(db: &DatabaseConnection, retention: Option<std::time::Duratio
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The keys of a payload that hold guarded fields of a user (see
+/// `Access::may_view_details_of`).
+const GUARDED: [&str; 6] = [
+    "email",
+    "phoneNumber",
+    "lastLogin",
+    "remoteId",
+    "isStaff",
+    "isSuperuser",
+];
+
+/// `payload` without the guarded fields of any user in it, for a reader of
+/// the audit log who may not read them.
+pub fn redact(payload: &mut Value) {
+    match payload {
+        Value::Object(fields) => {
+            fields.retain(|key, _| !GUARDED.contains(&key.as_str()));
+            fields.values_mut().for_each(redact);
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
 }
 
 /// A user as staff see it: no password hash, no token version.
@@ -183,6 +211,7 @@ pub fn user_view(user: &user::Model) -> Value {
         "isStaff": user.is_staff,
         "isSuperuser": user.is_superuser,
         "divisionId": user.division_id.map(|id| id.to_string()),
+        "remoteId": user.remote_id,
         "dateJoined": user.date_joined.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }

@@ -122,6 +122,8 @@ impl Weigh for user::Model {
         .sum::<usize>()
             + self.phone_number.heap_bytes()
             + self.password_hash.heap_bytes()
+            + self.remote_id.heap_bytes()
+            + self.remote_id_folded.heap_bytes()
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{
     access::{self, Access},
+    client_budget::{self, ClientBudget},
     events::{self, Actor, Target},
     login_limit,
     password_hash::Hasher,
@@ -23,7 +24,7 @@ use super::{
 use crate::{
     domain::{
         Email, EventType, PasswordPolicy, Permission, Permissions, Username, fold, parse_name,
-        parse_phone,
+        parse_phone, parse_remote_id,
     },
     error::{Error, FieldErrors, Result},
 };
@@ -58,6 +59,7 @@ pub struct CreateUser {
     pub phone_number: Option<String>,
     pub division_id: Option<String>,
     pub group_ids: Vec<String>,
+    pub remote_id: Option<String>,
     pub is_active: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
@@ -72,6 +74,7 @@ pub struct UpdateUser {
     pub last_name: Change<String>,
     pub phone_number: Change<String>,
     pub division_id: Change<String>,
+    pub remote_id: Change<String>,
     pub is_staff: Change<bool>,
     pub is_superuser: Change<bool>,
 }
@@ -236,6 +239,12 @@ pub async fn create(
         Some(id) => input_id(id, "divisionId", &mut errors),
         None => None,
     };
+    let remote_id = match input.remote_id.as_deref() {
+        Some(id) => parse_remote_id(id)
+            .map_err(|m| errors.extend("remoteId", m))
+            .unwrap_or_default(),
+        None => None,
+    };
     let mut group_ids = Vec::new();
     for id in &input.group_ids {
         if let Some(id) = input_id(id, "groupIds", &mut errors)
@@ -280,7 +289,13 @@ pub async fn create(
         is_superuser: input.is_superuser,
         division_id,
     };
-    let user = users::create(&txn, new).await?;
+    let mut user = users::create(&txn, new).await?;
+    if remote_id.is_some() {
+        let mut row = user.into_active_model();
+        row.remote_id_folded = Set(remote_id.as_deref().map(fold));
+        row.remote_id = Set(remote_id);
+        user = row.update(&txn).await?;
+    }
     if !group_ids.is_empty() {
         let rows = group_ids.iter().map(|&group_id| membership::ActiveModel {
             user_id: Set(user.id),
@@ -329,6 +344,7 @@ pub struct UpsertUser {
     pub last_name: Change<String>,
     pub phone_number: Change<String>,
     pub division_id: Change<String>,
+    pub remote_id: Change<String>,
     /// Only when the user is created.
     pub group_ids: Vec<String>,
     /// Only when the user is created.
@@ -343,6 +359,7 @@ pub struct UpsertUser {
 /// A username of one user and an email of another is `CONFLICT`.
 pub async fn upsert(
     db: &DatabaseConnection,
+    budget: ClientBudget,
     hasher: &Hasher,
     policy: PasswordPolicy,
     viewer: &Access,
@@ -377,6 +394,7 @@ pub async fn upsert(
                 last_name: set(input.last_name),
                 phone_number: set(input.phone_number),
                 division_id: set(input.division_id),
+                remote_id: set(input.remote_id),
                 group_ids: input.group_ids,
                 is_active: input.is_active.unwrap_or(true),
                 is_staff: matches!(input.is_staff, Change::Set(true)),
@@ -398,10 +416,11 @@ pub async fn upsert(
                 last_name: input.last_name,
                 phone_number: input.phone_number,
                 division_id: input.division_id,
+                remote_id: input.remote_id,
                 is_staff: unless_same(input.is_staff, existing.is_staff),
                 is_superuser: unless_same(input.is_superuser, existing.is_superuser),
             };
-            update(db, viewer, existing.id, update_input).await
+            update(db, budget, viewer, existing.id, update_input).await
         }
         _ => {
             let mut fields = FieldErrors::new();
@@ -416,14 +435,17 @@ pub async fn upsert(
 #[tracing::instrument(skip_all, fields(user_id = id))]
 pub async fn update(
     db: &DatabaseConnection,
+    budget: ClientBudget,
     viewer: &Access,
     id: i64,
     input: UpdateUser,
 ) -> Result<user::Model> {
     viewer.user()?;
     let own = viewer.is_self(id);
-    let privileged =
-        !input.division_id.is_keep() || !input.is_staff.is_keep() || !input.is_superuser.is_keep();
+    let privileged = !input.division_id.is_keep()
+        || !input.remote_id.is_keep()
+        || !input.is_staff.is_keep()
+        || !input.is_superuser.is_keep();
     if !viewer.holds(Permission::ManageUsers) {
         if !own {
             return Err(forbidden(
@@ -438,6 +460,12 @@ pub async fn update(
     }
     if !input.is_staff.is_keep() || !input.is_superuser.is_keep() {
         viewer.may_set_flags()?;
+    }
+    if !viewer.holds(Permission::ManageUsers) {
+        // Each change is a row of the audit log: a user editing their own
+        // account spends a budget of their own, so no one can grow the log
+        // at will.
+        client_budget::spend(db, budget, &format!("self:{id}")).await?;
     }
     let txn = begin_write(db).await?;
     lock_superusers(&txn).await?;
@@ -492,6 +520,20 @@ pub async fn update(
                 Err(messages) => errors.extend(field, messages),
             }
         }
+    }
+    match &input.remote_id {
+        Change::Keep => {}
+        Change::Clear => {
+            row.remote_id = Set(None);
+            row.remote_id_folded = Set(None);
+        }
+        Change::Set(value) => match parse_remote_id(value) {
+            Ok(id) => {
+                row.remote_id_folded = Set(id.as_deref().map(fold));
+                row.remote_id = Set(id);
+            }
+            Err(messages) => errors.extend("remoteId", messages),
+        },
     }
     match &input.phone_number {
         Change::Keep => {}

@@ -400,6 +400,52 @@ async fn only_holders_of_view_audit_log_read_the_log() {
     assert_eq!(reply.codes(), ["FORBIDDEN", "FORBIDDEN"], "{}", reply.body);
     let reply = app.gql("{ auditEvents { totalCount } }", Value::Null).await;
     assert_eq!(reply.codes(), ["UNAUTHENTICATED"]);
+    // Users in payloads are shown as the reader may see them: without
+    // VIEW_USER_DETAILS, no email, phone, remote id, flags.
+    let create = "mutation { createUser(input: {username: \"eve\", email: \"eve@example.com\", phoneNumber: \"+1 555 0100\", remoteId: \"CX-1\"}) { id } }";
+    ok(&app, &token, create, Value::Null).await;
+    let read = "{ auditEvents(first: 1, filter: {type: [USER_CREATED]}) { nodes { payload } } }";
+    let payload_as = |token: String| {
+        let app = &app;
+        async move {
+            ok(app, &token, read, Value::Null).await["auditEvents"]["nodes"][0]["payload"]["user"]
+                .clone()
+        }
+    };
+    let redacted = payload_as(app.token_for(&auditor)).await;
+    assert_eq!(redacted["username"], "eve");
+    for key in ["email", "phoneNumber", "remoteId", "isStaff", "isSuperuser"] {
+        assert!(redacted.get(key).is_none(), "{key}: {redacted}");
+    }
+    let full = payload_as(token.clone()).await;
+    assert_eq!(full["email"], "eve@example.com");
+    assert_eq!(full["remoteId"], "CX-1");
+}
+
+/// Each change of one's own account is a row of the log: it spends a
+/// budget of that account's, so nobody can grow the log at will.
+#[tokio::test]
+async fn self_service_updates_spend_a_budget() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.client_budget.burst = 3;
+        config.client_budget.per_minute = 1;
+    })
+    .await;
+    let user = app.create_user("self", false, false).await;
+    let token = app.token_for(&user);
+    let update = "mutation($id: ID!, $n: String!) { updateUser(id: $id, input: {firstName: $n}) { firstName } }";
+    for (i, expected) in [(0, None), (1, None), (2, None), (3, Some("RATE_LIMITED"))] {
+        let vars = json!({ "id": user.id.to_string(), "n": format!("name{i}") });
+        let reply = app.gql_as(Some(&token), update, vars).await;
+        let codes = reply.codes();
+        assert_eq!(
+            codes.first().map(String::as_str),
+            expected,
+            "{}",
+            reply.body
+        );
+    }
+    assert_eq!(count(&app).await, 3);
 }
 
 #[tokio::test]

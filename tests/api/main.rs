@@ -20,5 +20,6 @@ mod permissions;
 mod processes;
 mod properties;
 mod reads;
+mod remote_ids;
 mod schema;
 mod transport;

@@ -120,7 +120,7 @@ async fn run(app: &TestApp, token: &str, op: Op, tag: &str) -> Vec<(Reply, &'sta
     match op {
         Op::ReadDetails => {
             let t = target().await;
-            let query = "query($id: ID!) { user(id: $id) { email phoneNumber lastLogin isStaff isSuperuser permissions } }";
+            let query = "query($id: ID!) { user(id: $id) { email phoneNumber lastLogin remoteId isStaff isSuperuser permissions } }";
             let reply = gql(query, json!({ "id": t.id.to_string() })).await;
             // Allowed: the values themselves; refused: six FORBIDDENs.
             if reply.codes().is_empty() {
@@ -128,7 +128,7 @@ async fn run(app: &TestApp, token: &str, op: Op, tag: &str) -> Vec<(Reply, &'sta
                 assert_eq!(reply.body["data"]["user"]["permissions"], json!([]));
                 vec![(reply, "user")]
             } else {
-                assert_eq!(reply.codes(), vec!["FORBIDDEN"; 6], "{}", reply.body);
+                assert_eq!(reply.codes(), vec!["FORBIDDEN"; 7], "{}", reply.body);
                 assert_eq!(reply.body["data"]["user"]["email"], Value::Null);
                 let mut refusal = reply;
                 // One reply per refusal is enough for the table's check.
@@ -142,6 +142,7 @@ async fn run(app: &TestApp, token: &str, op: Op, tag: &str) -> Vec<(Reply, &'sta
                 json!({ "email": { "icontains": "target" } }),
                 json!({ "phoneNumber": { "isNull": true } }),
                 json!({ "lastLogin": { "isNull": true } }),
+                json!({ "remoteId": { "isNull": false } }),
                 json!({ "isStaff": false }),
                 json!({ "isSuperuser": false }),
                 json!({ "permission": "MANAGE_USERS" }),

@@ -33,6 +33,8 @@ pub struct CreateUserInput {
     pub division_id: Option<ID>,
     /// Groups the user joins.
     pub group_ids: Option<Vec<ID>>,
+    /// The id an external system gave the user, at most 255 characters.
+    pub remote_id: Option<String>,
     /// Whether the account can log in (default true).
     #[graphql(default_with = "Some(true)")]
     pub is_active: Option<bool>,
@@ -60,6 +62,9 @@ pub struct UpdateUserInput {
     pub phone_number: MaybeUndefined<String>,
     /// MANAGE_USERS only; an active division.
     pub division_id: MaybeUndefined<ID>,
+    /// MANAGE_USERS only; the id an external system gave the user; null
+    /// clears it.
+    pub remote_id: MaybeUndefined<String>,
     /// Superusers only.
     pub is_staff: MaybeUndefined<bool>,
     /// Superusers only.
@@ -87,6 +92,9 @@ pub struct UpsertUserInput {
     pub phone_number: MaybeUndefined<String>,
     /// An active division. Absent: kept (or none); null clears it.
     pub division_id: MaybeUndefined<ID>,
+    /// The id an external system gave the user. Absent: kept (or none);
+    /// null clears it.
+    pub remote_id: MaybeUndefined<String>,
     /// Only when the user is created: an existing user's memberships
     /// change with `assignUserToGroup` and `removeUserFromGroup`.
     pub group_ids: Option<Vec<ID>>,
@@ -154,6 +162,7 @@ impl From<CreateUserInput> for CreateUser {
             phone_number: input.phone_number,
             division_id: input.division_id.map(|id| id.0),
             group_ids: ids(input.group_ids),
+            remote_id: input.remote_id,
             is_active: input.is_active.unwrap_or(true),
             is_staff: input.is_staff.unwrap_or(false),
             is_superuser: input.is_superuser.unwrap_or(false),
@@ -171,6 +180,7 @@ impl From<UpsertUserInput> for UpsertUser {
             last_name: change(input.last_name, |v| v),
             phone_number: change(input.phone_number, |v| v),
             division_id: change(input.division_id, |v| v.0),
+            remote_id: change(input.remote_id, |v| v),
             group_ids: ids(input.group_ids),
             is_active: input.is_active,
             is_staff: change(input.is_staff, |v| v),
@@ -188,6 +198,7 @@ impl From<UpdateUserInput> for UpdateUser {
             last_name: change(input.last_name, |v| v),
             phone_number: change(input.phone_number, |v| v),
             division_id: change(input.division_id, |v| v.0),
+            remote_id: change(input.remote_id, |v| v),
             is_staff: change(input.is_staff, |v| v),
             is_superuser: change(input.is_superuser, |v| v),
         }
@@ -223,7 +234,9 @@ impl AdminMutation {
     ) -> async_graphql::Result<User> {
         let state = state(ctx)?;
         let (hasher, policy) = (&state.hasher, state.password_policy());
-        let user = user_admin::upsert(&state.db, hasher, policy, access(ctx), input.into()).await?;
+        let budget = state.config.client_budget;
+        let user = user_admin::upsert(&state.db, budget, hasher, policy, access(ctx), input.into())
+            .await?;
         Ok(user.into())
     }
 
@@ -236,7 +249,9 @@ impl AdminMutation {
         #[graphql(desc = "The fields to change.")] input: UpdateUserInput,
     ) -> async_graphql::Result<User> {
         let id = parse_id(&id, "id")?;
-        let user = user_admin::update(&state(ctx)?.db, access(ctx), id, input.into()).await?;
+        let state = state(ctx)?;
+        let budget = state.config.client_budget;
+        let user = user_admin::update(&state.db, budget, access(ctx), id, input.into()).await?;
         Ok(user.into())
     }
 

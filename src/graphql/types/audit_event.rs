@@ -58,7 +58,8 @@ fn id(value: Option<i64>) -> Option<ID> {
 
 #[Object]
 impl AuditEvent {
-    /// Orders the log: a later event has a higher id.
+    /// Orders the log by when the event was written (on PostgreSQL a
+    /// transaction that commits later may hold a lower id).
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }

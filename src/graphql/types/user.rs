@@ -137,6 +137,14 @@ impl User {
         self.model.last_login.map(DateTime)
     }
 
+    /// The id an external system (the commerce platform users are synced
+    /// to) gave the user. Readable by the user themself and by holders of
+    /// VIEW_USER_DETAILS.
+    #[graphql(guard = "UserDetails::of(self)")]
+    async fn remote_id(&self) -> Option<&str> {
+        self.model.remote_id.as_deref()
+    }
+
     /// Readable by the user themself and by holders of VIEW_USER_DETAILS.
     #[graphql(guard = "UserDetails::of(self)")]
     async fn is_staff(&self) -> Option<bool> {

@@ -358,6 +358,11 @@ pub const EMAIL: TextColumn<user::Column> = TextColumn {
     folded: user::Column::EmailFolded,
     nullable: false,
 };
+pub const REMOTE_ID: TextColumn<user::Column> = TextColumn {
+    raw: user::Column::RemoteId,
+    folded: user::Column::RemoteIdFolded,
+    nullable: true,
+};
 /// Phone numbers hold no letters to fold, so the raw column serves both.
 pub const PHONE_NUMBER: TextColumn<user::Column> = TextColumn {
     raw: user::Column::PhoneNumber,
@@ -371,6 +376,7 @@ pub fn uses_guarded_fields(filter: &UserFilter) -> bool {
     filter.email.is_some()
         || filter.phone_number.is_some()
         || filter.last_login.is_some()
+        || filter.remote_id.is_some()
         || filter.is_staff.is_some()
         || filter.is_superuser.is_some()
         || filter.permission.is_some()
@@ -401,6 +407,7 @@ fn user_condition_within(
         (&LAST_NAME, &filter.last_name),
         (&EMAIL, &filter.email),
         (&PHONE_NUMBER, &filter.phone_number),
+        (&REMOTE_ID, &filter.remote_id),
     ] {
         if let Some(f) = f {
             all = all.add(string_condition(column, f, budget, depth)?);

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     domain::Permission,
     error::Result,
-    services::{access::Access, read_cache},
+    services::{access::Access, events, read_cache},
 };
 
 /// One page of a list, with the count of every match when it was asked for.
@@ -230,10 +230,20 @@ impl Reader {
             descending: !query.oldest_first,
         }];
         let select = event::Entity::find().filter(condition);
-        self.page_of(select, &keys, &query.page, query.with_total, |e| {
-            vec![KeyValue::Int(e.id)]
-        })
-        .await
+        let mut listed = self
+            .page_of(select, &keys, &query.page, query.with_total, |e| {
+                vec![KeyValue::Int(e.id)]
+            })
+            .await?;
+        // The payloads hold users as staff see them.
+        if !access.holds(Permission::ViewUserDetails) {
+            for (_, event) in &mut listed.page.rows {
+                let mut payload = serde_json::from_str(&event.payload).unwrap_or_default();
+                events::redact(&mut payload);
+                event.payload = payload.to_string();
+            }
+        }
+        Ok(listed)
     }
 
     /// The count (when asked for) and one page of `select`: the part every

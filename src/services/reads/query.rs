@@ -65,6 +65,7 @@ pub struct UserFilter {
     pub email: Option<StringFilter>,
     pub phone_number: Option<StringFilter>,
     pub last_login: Option<DateTimeFilter>,
+    pub remote_id: Option<StringFilter>,
     pub is_staff: Option<bool>,
     pub is_superuser: Option<bool>,
     pub permission: Option<Permission>,
