@@ -153,7 +153,7 @@ pub async fn login(
     let user = match (user, verified) {
         (Some(user), Verified::Yes | Verified::YesButOutdated) if user.is_active => user,
         _ => {
-            attempt.failed();
+            attempt.failed(&state.db).await?;
             return Err(Error::Unauthenticated(BAD_CREDENTIALS));
         }
     };
@@ -249,7 +249,7 @@ pub async fn refresh(state: &AppState, token: &str, client: &str) -> Result<Sess
             session(state, user, token)
         }
         Rotation::Unknown => {
-            attempt.failed();
+            attempt.failed(&state.db).await?;
             Err(Error::Unauthenticated(refresh_tokens::INVALID))
         }
         Rotation::Refused => {
@@ -368,7 +368,7 @@ pub async fn change_password(
     };
     let mut errors = FieldErrors::new();
     if verified == Verified::No {
-        attempt.failed();
+        attempt.failed(&state.db).await?;
         errors.add("currentPassword", WRONG_CURRENT_PASSWORD);
     } else {
         attempt.discard(&state.db).await?;

@@ -23,8 +23,12 @@ use sea_orm::{
     QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
 };
 
+use serde_json::json;
+
+use super::events;
 use crate::{
     clock,
+    domain::EventType,
     error::{Error, Result},
 };
 
@@ -75,6 +79,11 @@ pub struct Attempt {
     id: i64,
     subject: String,
     client: String,
+    /// The user the attempt is about, for the audit log.
+    user: Option<i64>,
+    /// Whether this attempt, should it fail, fills a limit: the next one
+    /// will be refused, and the audit log says so once.
+    fills: bool,
 }
 
 fn window_start(limit: LoginLimit) -> chrono::DateTime<chrono::Utc> {
@@ -100,6 +109,10 @@ pub async fn begin(
     client: &str,
 ) -> Result<Attempt> {
     let since = window_start(limit);
+    let user = match subject {
+        Subject::User(id) | Subject::PasswordChange(id) => Some(*id),
+        Subject::Unknown(_) | Subject::RefreshGuesses => None,
+    };
     let subject = subject.key();
     let txn = db.begin().await?;
     // What is counted together is serialized together: the account's
@@ -125,13 +138,16 @@ pub async fn begin(
     };
     let of_client = || of_subject().filter(login_failure::Column::Client.eq(client));
     let mut over = None;
-    if of_client().count(db).await? > u64::from(limit.max_failures) {
+    let client_failures = of_client().count(db).await?;
+    let mut fills = client_failures == u64::from(limit.max_failures);
+    if client_failures > u64::from(limit.max_failures) {
         over = Some(of_client());
-    } else if let Some(ceiling) = limit.account_max_failures
-        && of_subject().count(db).await? > u64::from(ceiling)
-        && !known_client(db, limit, &subject, client).await?
-    {
-        over = Some(of_subject());
+    } else if let Some(ceiling) = limit.account_max_failures {
+        let failures = of_subject().count(db).await?;
+        fills |= failures == u64::from(ceiling);
+        if failures > u64::from(ceiling) && !known_client(db, limit, &subject, client).await? {
+            over = Some(of_subject());
+        }
     }
     if let Some(failures) = over {
         let oldest = failures
@@ -149,12 +165,31 @@ pub async fn begin(
         id: attempt.id,
         subject,
         client: client.to_owned(),
+        user,
+        fills,
     })
 }
 
 impl Attempt {
     /// The attempt failed: it stays recorded and counts against the limit.
-    pub fn failed(self) {}
+    /// The failure that fills a limit is written to the audit log
+    /// (`security.login_locked`), once per lock.
+    pub async fn failed(self, db: &impl ConnectionTrait) -> Result<()> {
+        if !self.fills {
+            return Ok(());
+        }
+        let kind = self.subject.split(':').next().unwrap_or_default();
+        let actor = events::Actor {
+            client: Some(self.client.clone()),
+            ..events::Actor::default()
+        };
+        let target = events::Target {
+            user: self.user,
+            ..events::Target::default()
+        };
+        let payload = json!({ "counted": kind, "client": self.client });
+        events::record(db, &actor, EventType::LoginLocked, target, payload).await
+    }
 
     /// The attempt was no failure: it is forgotten, earlier failures stay.
     pub async fn discard(self, db: &impl ConnectionTrait) -> Result<()> {

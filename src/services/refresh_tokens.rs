@@ -16,12 +16,17 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     QueryFilter, QuerySelect, Set, sea_query::Expr,
 };
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::user_admin::begin_write;
+use super::{
+    events::{self, Actor, Target},
+    user_admin::begin_write,
+};
 use crate::{
     checkpoints::{self, Checkpoints},
     clock,
+    domain::EventType,
     error::Result,
 };
 
@@ -124,6 +129,9 @@ pub async fn rotate(
                 "refresh token reused: revoking its family"
             );
             revoke_family(&txn, &row.family).await?;
+            let payload = json!({ "userId": row.user_id.to_string() });
+            let (actor, target) = (Actor::default(), Target::user(row.user_id));
+            events::record(&txn, &actor, EventType::RefreshTokenReused, target, payload).await?;
             txn.commit().await?;
         }
         return Ok(Rotation::Refused);

@@ -466,3 +466,57 @@ async fn retention_prunes_what_is_older_and_zero_keeps_everything() {
     events::prune(app.db(), Some(year)).await.unwrap();
     assert_eq!(count(&app).await, 2);
 }
+
+/// The failure that fills the login limit is in the log once; the refusals
+/// that follow add nothing. A refresh token reused after its grace period
+/// is in the log with the revocation of its family.
+#[tokio::test]
+async fn security_events_are_recorded_once() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.login_max_failures = 3;
+        config.refresh_reuse_grace = std::time::Duration::ZERO;
+    })
+    .await;
+    let user = app.create_user("dana", false, false).await;
+    let login = "mutation($p: String!) { login(input: {username: \"dana\", password: $p}) { refreshToken } }";
+    for expected in [None, None, None, Some("RATE_LIMITED"), Some("RATE_LIMITED")] {
+        let reply = app
+            .gql(login, json!({ "p": "not the password at all" }))
+            .await;
+        let codes = reply.codes();
+        let code = codes.first().map(String::as_str);
+        assert_eq!(code, expected.or(Some("UNAUTHENTICATED")), "{}", reply.body);
+    }
+    let events = all_events(&app).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "security.login_locked");
+    assert_eq!(events[0].target_user_id, Some(user.id));
+    assert_eq!(events[0].actor_id, None);
+    assert_eq!(
+        payload(&events[0]),
+        json!({ "counted": "user", "client": "127.0.0.1" })
+    );
+    // A refresh token reused.
+    let other = app.create_user("erin", false, false).await;
+    let login = "mutation($p: String!) { login(input: {username: \"erin\", password: $p}) { refreshToken } }";
+    let reply = app.gql(login, json!({ "p": PASSWORD })).await;
+    let first = reply.body["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }";
+    let reply = app.gql(refresh, json!({ "t": first })).await;
+    assert_eq!(reply.codes(), Vec::<String>::new());
+    for _ in 0..2 {
+        let reply = app.gql(refresh, json!({ "t": first })).await;
+        assert_eq!(reply.codes(), ["UNAUTHENTICATED"]);
+    }
+    let events = all_events(&app).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].event_type, "security.refresh_token_reused");
+    assert_eq!(events[1].target_user_id, Some(other.id));
+    assert_eq!(
+        payload(&events[1]),
+        json!({ "userId": other.id.to_string() })
+    );
+}

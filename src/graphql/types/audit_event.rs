@@ -42,9 +42,12 @@ pub enum AuditEventType {
     DivisionActivated,
     /// `division.deactivated`: payload `{division}`.
     DivisionDeactivated,
-    /// `security.login_locked`: reserved; not recorded yet.
+    /// `security.login_locked`: the failed attempt that filled a limit of
+    /// failed logins (or password-change or refresh-token guesses); the
+    /// next is refused. Once per lock; payload `{counted, client}`.
     LoginLocked,
-    /// `security.refresh_token_reused`: reserved; not recorded yet.
+    /// `security.refresh_token_reused`: a retired refresh token came back
+    /// after its grace period; its whole family was revoked.
     RefreshTokenReused,
 }
 
