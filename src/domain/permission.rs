@@ -138,9 +138,14 @@ impl Permissions {
             .filter(move |p| self.contains(*p))
     }
 
+    /// The names of the permissions this build knows, in the schema's order.
+    pub fn known_names(self) -> Vec<&'static str> {
+        self.iter().map(Permission::name).collect()
+    }
+
     /// The names, comma-separated, for messages.
     pub fn names(self) -> String {
-        let mut names: Vec<&str> = self.iter().map(Permission::name).collect();
+        let mut names = self.known_names();
         if self.0 & UNKNOWN != 0 {
             names.push("a permission this version does not know");
         }

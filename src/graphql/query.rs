@@ -53,14 +53,7 @@ impl Query {
         #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
         #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            offset,
-            limit,
-        };
+        let page = PageArgs::new(first, after, last, before, offset, limit);
         let list = ListArgs {
             filter,
             order_by,
@@ -93,14 +86,7 @@ impl Query {
         #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
         #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<GroupConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            offset,
-            limit,
-        };
+        let page = PageArgs::new(first, after, last, before, offset, limit);
         let list = ListArgs {
             filter,
             order_by,
@@ -132,13 +118,7 @@ impl Query {
         #[graphql(desc = "Backward page: this many events.")] last: Option<i32>,
         #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<AuditEventConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            ..PageArgs::default()
-        };
+        let page = PageArgs::new(first, after, last, before, None, None);
         lists::audit_events(ctx, None, AuditArgs { filter, page }).await
     }
 
@@ -156,14 +136,7 @@ impl Query {
         #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
         #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<DivisionConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            offset,
-            limit,
-        };
+        let page = PageArgs::new(first, after, last, before, offset, limit);
         let list = ListArgs {
             filter,
             order_by,

@@ -285,7 +285,7 @@ impl Access {
 }
 
 /// The account of user `id` in one statement: the user's row joined with
-/// the permissions of their groups (a row per permission).
+/// the permissions of their groups (a row per distinct permission).
 pub async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<Option<Arc<Account>>> {
     let statement = user::Entity::find_by_id(id)
         .join(JoinType::LeftJoin, user::Relation::Membership.def())
@@ -297,6 +297,8 @@ pub async fn load_account(db: &impl ConnectionTrait, id: i64) -> Result<Option<A
             )),
             "granted_permission",
         )
+        // A row per permission, however many groups carry it.
+        .distinct()
         .build(db.get_database_backend());
     let rows = db.query_all_raw(statement).await?;
     let Some(first) = rows.first() else {

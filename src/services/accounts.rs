@@ -19,7 +19,6 @@ use super::{
     password_hash::Verified,
     refresh_tokens::{self, Rotated, Rotation},
     tokens::INVALID_TOKEN,
-    user_admin,
     users::{self, NewUser},
 };
 use crate::{
@@ -419,7 +418,7 @@ pub async fn set_user_password(
     let hash = state.hasher.hash(password).await?;
     // Checked again where the password is written: the target may have
     // gained permissions while the password was hashed.
-    let txn = user_admin::begin_write(&state.db).await?;
+    let txn = super::begin_write(&state.db).await?;
     let target = user::Entity::find_by_id(user_id)
         .one(&txn)
         .await?

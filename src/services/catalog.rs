@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::{
     access::{self, Access},
+    begin_write,
     events::{self, Actor, Target},
-    user_admin::{Change, begin_write},
+    user_admin::Change,
 };
 use crate::{
     clock,
@@ -136,10 +137,8 @@ pub async fn delete_group(db: &DatabaseConnection, viewer: &Access, id: i64) -> 
     viewer.require(Permission::ManageGroups)?;
     let txn = begin_write(db).await?;
     let group = find_group(&txn, id).await?;
-    viewer
-        .may_act_on_group_id(&txn, Permission::ManageGroups, id)
-        .await?;
     let carried = access::carried_by_all(&txn, &[id]).await?;
+    viewer.may_act_on_group(Permission::ManageGroups, carried)?;
     let before = access::before_taking_away(&txn).await?;
     let deleted = group::Entity::delete_by_id(id).exec(&txn).await?;
     if deleted.rows_affected == 0 {
@@ -147,13 +146,7 @@ pub async fn delete_group(db: &DatabaseConnection, viewer: &Access, id: i64) -> 
     }
     access::ensure_still_managed(&txn, before).await?;
     let mut payload = json!({ "group": events::group_view(&group) });
-    payload["group"]["permissions"] = json!(
-        carried
-            .known()
-            .iter()
-            .map(Permission::name)
-            .collect::<Vec<_>>()
-    );
+    payload["group"]["permissions"] = json!(carried.known_names());
     record(
         &txn,
         viewer,
@@ -192,9 +185,8 @@ pub async fn set_group_permissions(
     };
     access::set_carried(&txn, id, permissions).await?;
     access::ensure_still_managed(&txn, before).await?;
-    let names = |set: Permissions| set.known().iter().map(Permission::name).collect::<Vec<_>>();
-    let payload =
-        json!({ "permissions": { "before": names(carried), "after": names(permissions) } });
+    let (before, after) = (carried.known_names(), permissions.known_names());
+    let payload = json!({ "permissions": { "before": before, "after": after } });
     record(
         &txn,
         viewer,

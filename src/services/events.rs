@@ -104,7 +104,7 @@ pub async fn create_user(
     new: NewUser,
     by: impl FnOnce(&user::Model) -> Actor,
 ) -> Result<user::Model> {
-    let txn = super::user_admin::begin_write(db).await?;
+    let txn = super::begin_write(db).await?;
     let user = users::create(&txn, new).await?;
     let payload = json!({ "user": user_view(&user), "groupIds": [] });
     let actor = by(&user);

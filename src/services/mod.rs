@@ -16,6 +16,21 @@ pub mod tokens;
 pub mod user_admin;
 pub mod users;
 
+/// Begins a transaction that will write after reading. On SQLite it takes
+/// the write lock at once (a write that changes nothing), so that it waits
+/// for other writers up front instead of failing to upgrade a read later.
+pub(crate) async fn begin_write(
+    db: &sea_orm::DatabaseConnection,
+) -> crate::error::Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("UPDATE settings SET value = value WHERE key = ''")
+            .await?;
+    }
+    Ok(txn)
+}
+
 /// On PostgreSQL, takes the transaction-scoped advisory lock named `key`:
 /// transactions that take the same key run one after another. On SQLite,
 /// nothing (its write lock serializes writers already).

@@ -20,8 +20,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
+    begin_write,
     events::{self, Actor, Target},
-    user_admin::begin_write,
 };
 use crate::{
     checkpoints::{self, Checkpoints},

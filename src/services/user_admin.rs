@@ -7,13 +7,14 @@ use entity::{division, group, membership, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect, Set,
-    Statement, TransactionTrait, TryInsertResult,
+    Statement, TryInsertResult,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
 
 use super::{
     access::{self, Access},
+    begin_write,
     client_budget::{self, ClientBudget},
     events::{self, Actor, Target},
     login_limit,
@@ -110,18 +111,6 @@ async fn check_division(
         Some(_) => {}
     }
     Ok(())
-}
-
-/// Begins a transaction that will write after reading. On SQLite it takes
-/// the write lock at once (a write that changes nothing), so that it waits
-/// for other writers up front instead of failing to upgrade a read later.
-pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
-    let txn = db.begin().await?;
-    if txn.get_database_backend() == DbBackend::Sqlite {
-        txn.execute_unprepared("UPDATE settings SET value = value WHERE key = ''")
-            .await?;
-    }
-    Ok(txn)
 }
 
 /// Locks the rows of every active superuser until the transaction ends, so

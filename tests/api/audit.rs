@@ -520,3 +520,25 @@ async fn security_events_are_recorded_once() {
         json!({ "userId": other.id.to_string() })
     );
 }
+
+/// The cheapest way to make the log's filter expensive, a long list of
+/// types, is held to the filter limits like every `in` list.
+#[tokio::test]
+async fn a_huge_type_list_is_refused_before_any_sql() {
+    let app = spawn_app().await;
+    let root = app.create_user("root", true, true).await;
+    let types = vec!["USER_CREATED"; 1_001];
+    let query = "query($f: AuditEventFilter) { auditEvents(filter: $f) { totalCount } }";
+    let reply = app
+        .gql_as(
+            Some(&app.token_for(&root)),
+            query,
+            json!({ "f": { "type": types } }),
+        )
+        .await;
+    assert_eq!(reply.codes(), ["BAD_USER_INPUT"], "{}", reply.body);
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["fields"]["filter"][0],
+        "The in lists of a filter may hold at most 1000 values in all."
+    );
+}

@@ -72,14 +72,7 @@ impl Group {
         #[graphql(desc = "Offset page: rows to skip.")] offset: Option<i32>,
         #[graphql(desc = "Offset page: this many rows.")] limit: Option<i32>,
     ) -> async_graphql::Result<UserConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            offset,
-            limit,
-        };
+        let page = PageArgs::new(first, after, last, before, offset, limit);
         let list = ListArgs {
             filter,
             order_by,

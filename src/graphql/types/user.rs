@@ -168,13 +168,7 @@ impl User {
         #[graphql(desc = "Backward page: this many events.")] last: Option<i32>,
         #[graphql(desc = "Backward page: before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<AuditEventConnection> {
-        let page = PageArgs {
-            first,
-            after,
-            last,
-            before,
-            ..PageArgs::default()
-        };
+        let page = PageArgs::new(first, after, last, before, None, None);
         let args = AuditArgs { filter, page };
         lists::audit_events(ctx, Some(self.model.id), args).await
     }

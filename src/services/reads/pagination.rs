@@ -166,6 +166,27 @@ pub struct PageArgs {
     pub limit: Option<i32>,
 }
 
+impl PageArgs {
+    /// The paging arguments of a list field, as the client gave them.
+    pub fn new(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        offset: Option<i32>,
+        limit: Option<i32>,
+    ) -> Self {
+        Self {
+            first,
+            after,
+            last,
+            before,
+            offset,
+            limit,
+        }
+    }
+}
+
 /// Page size when no page argument is given.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 
