@@ -6,6 +6,7 @@ use std::{fmt, net::SocketAddr, time::Duration};
 use clap::{Args, builder::BoolishValueParser};
 
 use crate::{
+    domain::{RetrySchedule, retry_schedule::DEFAULT_RETRY_SCHEDULE},
     http::client_address::{ForwardedHeader, TrustedProxies},
     services::{client_budget::ClientBudget, password_hash::HashLimits},
 };
@@ -48,6 +49,12 @@ pub const DEFAULT_LOGIN_ACCOUNT_MAX_FAILURES: u32 = 100;
 pub const DEFAULT_LOGIN_KNOWN_CLIENT_DAYS: u64 = 30;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
 pub const DEFAULT_CLIENT_BUDGET_BURST: u32 = 30;
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_WEBHOOK_CONCURRENCY: u32 = 8;
+pub const DEFAULT_WEBHOOK_POLL_MS: u64 = 1_000;
+pub const DEFAULT_WEBHOOK_MAX_ENDPOINTS: u64 = 20;
+pub const DEFAULT_WEBHOOK_REPLAY_LIMIT: u64 = 10_000;
+pub const DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -146,6 +153,44 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_CLIENT_BUDGET_PER_MINUTE", default_value_t = DEFAULT_CLIENT_BUDGET_PER_MINUTE,
           value_parser = clap::value_parser!(u32).range(1..=60_000), value_name = "N")]
     pub client_budget_per_minute: u32,
+    /// Seconds a webhook endpoint has to answer a delivery (connecting
+    /// included); later is a failed attempt.
+    #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT_SECS", default_value_t = DEFAULT_WEBHOOK_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=300), value_name = "SECS")]
+    pub webhook_timeout_secs: u64,
+    /// The waits before each retry of a failed delivery (ms, s, m, h); when
+    /// they run out the delivery has failed.
+    #[arg(long, env = "ROSTER_WEBHOOK_RETRY_SCHEDULE", default_value = DEFAULT_RETRY_SCHEDULE,
+          value_parser = RetrySchedule::parse, value_name = "WAITS")]
+    pub webhook_retry_schedule: RetrySchedule,
+    /// Whether webhooks may target loopback, private and link-local
+    /// addresses (tests, or receivers on one's own network).
+    #[arg(long, env = "ROSTER_WEBHOOK_ALLOW_PRIVATE_TARGETS", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub webhook_allow_private_targets: bool,
+    /// Deliveries this process sends at once; 0: it sends none (another
+    /// process on the database does).
+    #[arg(long, env = "ROSTER_WEBHOOK_CONCURRENCY", default_value_t = DEFAULT_WEBHOOK_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(0..=256), value_name = "N")]
+    pub webhook_concurrency: u32,
+    /// How often, in milliseconds, the delivery worker looks for due
+    /// deliveries it was not told of (retries, other processes' events).
+    #[arg(long, env = "ROSTER_WEBHOOK_POLL_MS", default_value_t = DEFAULT_WEBHOOK_POLL_MS,
+          value_parser = clap::value_parser!(u64).range(10..=60_000), value_name = "MS")]
+    pub webhook_poll_ms: u64,
+    /// Webhook endpoints that may exist at once (each event is queued for
+    /// each of them).
+    #[arg(long, env = "ROSTER_WEBHOOK_MAX_ENDPOINTS", default_value_t = DEFAULT_WEBHOOK_MAX_ENDPOINTS,
+          value_parser = clap::value_parser!(u64).range(0..=1_000), value_name = "N")]
+    pub webhook_max_endpoints: u64,
+    /// Events one `replayWebhookEvents` queues at most.
+    #[arg(long, env = "ROSTER_WEBHOOK_REPLAY_LIMIT", default_value_t = DEFAULT_WEBHOOK_REPLAY_LIMIT,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    pub webhook_replay_limit: u64,
+    /// Bytes of an endpoint's answer read at most (the rest is ignored).
+    #[arg(long, env = "ROSTER_WEBHOOK_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES,
+          value_parser = clap::value_parser!(u32).range(0..=1_048_576), value_name = "BYTES")]
+    pub webhook_max_response_bytes: u32,
     /// Password hashes computed at once (each takes 19 MiB); the number of
     /// cores when unset.
     #[arg(long, env = "ROSTER_PASSWORD_HASH_CONCURRENCY",
@@ -359,6 +404,14 @@ impl Default for Settings {
             audit_retention_days: DEFAULT_AUDIT_RETENTION_DAYS,
             client_budget_burst: DEFAULT_CLIENT_BUDGET_BURST,
             client_budget_per_minute: DEFAULT_CLIENT_BUDGET_PER_MINUTE,
+            webhook_timeout_secs: DEFAULT_WEBHOOK_TIMEOUT_SECS,
+            webhook_retry_schedule: RetrySchedule::default(),
+            webhook_allow_private_targets: false,
+            webhook_concurrency: DEFAULT_WEBHOOK_CONCURRENCY,
+            webhook_poll_ms: DEFAULT_WEBHOOK_POLL_MS,
+            webhook_max_endpoints: DEFAULT_WEBHOOK_MAX_ENDPOINTS,
+            webhook_replay_limit: DEFAULT_WEBHOOK_REPLAY_LIMIT,
+            webhook_max_response_bytes: DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES,
             password_hash_concurrency: None,
             password_hash_queue: DEFAULT_PASSWORD_HASH_QUEUE,
             password_hash_wait_ms: DEFAULT_PASSWORD_HASH_WAIT_MS,
@@ -436,6 +489,7 @@ pub struct Config {
     /// How long the audit log keeps an event; none: for ever.
     pub audit_retention: Option<Duration>,
     pub client_budget: ClientBudget,
+    pub webhooks: WebhookSettings,
     pub hash_limits: HashLimits,
     pub trusted_proxies: TrustedProxies,
     pub open_registration: bool,
@@ -505,6 +559,16 @@ impl Config {
                 burst: settings.client_budget_burst,
                 per_minute: settings.client_budget_per_minute,
             },
+            webhooks: WebhookSettings {
+                timeout: Duration::from_secs(settings.webhook_timeout_secs),
+                schedule: settings.webhook_retry_schedule,
+                allow_private_targets: settings.webhook_allow_private_targets,
+                concurrency: settings.webhook_concurrency as usize,
+                poll: Duration::from_millis(settings.webhook_poll_ms),
+                max_endpoints: settings.webhook_max_endpoints,
+                replay_limit: settings.webhook_replay_limit,
+                max_response_bytes: settings.webhook_max_response_bytes as usize,
+            },
             hash_limits: HashLimits {
                 concurrency: settings.password_hash_concurrency.map_or_else(
                     || std::thread::available_parallelism().map_or(1, usize::from),
@@ -551,6 +615,19 @@ impl Config {
             introspection: settings.introspection,
         }
     }
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub timeout: Duration,
+    pub schedule: RetrySchedule,
+    pub allow_private_targets: bool,
+    pub concurrency: usize,
+    pub poll: Duration,
+    pub max_endpoints: u64,
+    pub replay_limit: u64,
+    pub max_response_bytes: usize,
 }
 
 /// Parses `ROSTER_BIND`/`--bind`.

@@ -18,6 +18,7 @@ use crate::{
     request_deadline, services,
     services::{
         client_budget,
+        delivery::Deliverer,
         login_limit::{self, LoginLimit},
         password_hash::Hasher,
         read_cache::ReadCaches,
@@ -150,7 +151,16 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
         let pool = db.get_postgres_connection_pool().connect_options();
         spawn_listener((*pool).clone(), &caches);
     }
+    let deliverer = Arc::new(Deliverer::new(
+        db.clone(),
+        caches.clone(),
+        config.webhooks.clone(),
+    )?);
+    if config.webhooks.concurrency > 0 {
+        tokio::spawn(deliverer.clone().run(caches.gone()));
+    }
     let state = AppState {
+        deliverer,
         db,
         hasher: Arc::new(Hasher::new(config.hash_limits)),
         config: Arc::new(config),

@@ -8,7 +8,8 @@ use crate::{
     config::Config,
     domain::PasswordPolicy,
     services::{
-        login_limit::LoginLimit, password_hash::Hasher, read_cache::ReadCaches, tokens::TokenKeys,
+        delivery::Deliverer, login_limit::LoginLimit, password_hash::Hasher,
+        read_cache::ReadCaches, tokens::TokenKeys,
     },
 };
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub caches: Arc<ReadCaches>,
     pub hasher: Arc<Hasher>,
+    /// The webhook delivery worker's state (its clock, for `redeliver`).
+    pub deliverer: Arc<Deliverer>,
     /// Points where tests hold requests; never armed otherwise.
     pub checkpoints: Arc<Checkpoints>,
 }

@@ -13,6 +13,9 @@ pub mod membership;
 pub mod refresh_token;
 pub mod setting;
 pub mod user;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
 
 pub mod prelude {
     pub use super::division::Entity as Division;
@@ -24,4 +27,7 @@ pub mod prelude {
     pub use super::refresh_token::Entity as RefreshToken;
     pub use super::setting::Entity as Setting;
     pub use super::user::Entity as User;
+    pub use super::webhook::Entity as Webhook;
+    pub use super::webhook_attempt::Entity as WebhookAttempt;
+    pub use super::webhook_delivery::Entity as WebhookDelivery;
 }

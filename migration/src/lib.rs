@@ -19,6 +19,7 @@ mod m20261128_000014_create_login_successes;
 mod m20261201_000015_create_group_permissions;
 mod m20261201_000016_create_events;
 mod m20261201_000017_add_user_remote_ids;
+mod m20261202_000018_create_webhooks;
 
 /// A column of case-folded text. On PostgreSQL it compares in byte order
 /// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_create_group_permissions::Migration),
             Box::new(m20261201_000016_create_events::Migration),
             Box::new(m20261201_000017_add_user_remote_ids::Migration),
+            Box::new(m20261202_000018_create_webhooks::Migration),
         ]
     }
 }

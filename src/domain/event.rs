@@ -14,6 +14,8 @@ pub enum EventType {
     UserPasswordSet,
     UserAddedToGroup,
     UserRemovedFromGroup,
+    UserSyncRequested,
+    UserRemoteIdSynced,
     GroupCreated,
     GroupRenamed,
     GroupDeleted,
@@ -24,10 +26,14 @@ pub enum EventType {
     DivisionDeactivated,
     LoginLocked,
     RefreshTokenReused,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookDeleted,
+    WebhookSecretRotated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 25] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserActivated,
@@ -37,6 +43,8 @@ impl EventType {
         EventType::UserPasswordSet,
         EventType::UserAddedToGroup,
         EventType::UserRemovedFromGroup,
+        EventType::UserSyncRequested,
+        EventType::UserRemoteIdSynced,
         EventType::GroupCreated,
         EventType::GroupRenamed,
         EventType::GroupDeleted,
@@ -47,6 +55,10 @@ impl EventType {
         EventType::DivisionDeactivated,
         EventType::LoginLocked,
         EventType::RefreshTokenReused,
+        EventType::WebhookCreated,
+        EventType::WebhookUpdated,
+        EventType::WebhookDeleted,
+        EventType::WebhookSecretRotated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +72,8 @@ impl EventType {
             EventType::UserPasswordSet => "user.password_set",
             EventType::UserAddedToGroup => "user.added_to_group",
             EventType::UserRemovedFromGroup => "user.removed_from_group",
+            EventType::UserSyncRequested => "user.sync_requested",
+            EventType::UserRemoteIdSynced => "user.remote_id_synced",
             EventType::GroupCreated => "group.created",
             EventType::GroupRenamed => "group.renamed",
             EventType::GroupDeleted => "group.deleted",
@@ -70,6 +84,10 @@ impl EventType {
             EventType::DivisionDeactivated => "division.deactivated",
             EventType::LoginLocked => "security.login_locked",
             EventType::RefreshTokenReused => "security.refresh_token_reused",
+            EventType::WebhookCreated => "webhook.created",
+            EventType::WebhookUpdated => "webhook.updated",
+            EventType::WebhookDeleted => "webhook.deleted",
+            EventType::WebhookSecretRotated => "webhook.secret_rotated",
         }
     }
 

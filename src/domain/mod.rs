@@ -4,13 +4,17 @@ pub mod email;
 pub mod event;
 pub mod password;
 pub mod permission;
+pub mod retry_schedule;
 pub mod username;
+pub mod webhook_url;
 
 pub use email::Email;
 pub use event::EventType;
 pub use password::PasswordPolicy;
 pub use permission::{Permission, Permissions};
+pub use retry_schedule::RetrySchedule;
 pub use username::Username;
+pub use webhook_url::WebhookUrl;
 
 /// Full Unicode case folding, the key of every case-insensitive comparison.
 /// Done in Rust so that SQLite and PostgreSQL agree on it.

@@ -1,7 +1,7 @@
 //! Relay connections of users, groups and divisions.
 use async_graphql::{Object, SimpleObject};
 
-use super::types::{AuditEvent, Division, Group, User};
+use super::types::{AuditEvent, Division, Group, User, WebhookDelivery};
 use crate::{error::Error, services::reads::pagination::Page};
 
 /// Where a page sits in its list.
@@ -107,3 +107,9 @@ fn page_info<M>(page: &Page<M>) -> PageInfo {
         end_cursor: page.rows.last().map(|(cursor, _)| cursor.clone()),
     }
 }
+connection!(
+    WebhookDeliveryConnection,
+    WebhookDeliveryEdge,
+    WebhookDelivery,
+    "webhook delivery"
+);

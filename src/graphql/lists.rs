@@ -4,17 +4,21 @@ use async_graphql::Context;
 use entity::user;
 
 use super::{
-    connection::{AuditEventConnection, DivisionConnection, GroupConnection, UserConnection},
+    connection::{
+        AuditEventConnection, DivisionConnection, GroupConnection, UserConnection,
+        WebhookDeliveryConnection,
+    },
     guards::access,
     inputs::{
         AuditEventFilter, DivisionFilter, DivisionOrder, GroupFilter, GroupOrder, UserFilter,
         UserOrder,
     },
     loaders::{UserWants, loaders},
-    types::{AuditEvent, Division, Group, User},
+    types::{AuditEvent, Division, Group, User, WebhookDelivery},
 };
-use crate::services::reads::{
-    AuditQuery, DivisionQuery, GroupQuery, UserQuery, UserScope, pagination::PageArgs,
+use crate::services::{
+    outbox::DeliveryStatus,
+    reads::{AuditQuery, DivisionQuery, GroupQuery, UserQuery, UserScope, pagination::PageArgs},
 };
 
 /// The arguments every list field takes.
@@ -112,6 +116,24 @@ pub async fn audit_events(
     Ok(AuditEventConnection::new(
         listed.page,
         AuditEvent,
+        listed.total,
+    ))
+}
+
+/// Endpoint `webhook_id`'s deliveries.
+pub async fn webhook_deliveries(
+    ctx: &Context<'_>,
+    webhook_id: i64,
+    status: Option<DeliveryStatus>,
+    page: PageArgs,
+) -> async_graphql::Result<WebhookDeliveryConnection> {
+    let listed = loaders(ctx)?
+        .reader
+        .webhook_deliveries(access(ctx), webhook_id, status, page, with_total(ctx))
+        .await?;
+    Ok(WebhookDeliveryConnection::new(
+        listed.page,
+        WebhookDelivery,
         listed.total,
     ))
 }

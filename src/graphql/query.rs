@@ -9,9 +9,13 @@ use super::{
     },
     lists::{self, AuditArgs, ListArgs, UserListArgs},
     loaders::loaders,
-    types::{Division, Group, User},
+    state,
+    types::{Division, Group, User, Webhook},
 };
-use crate::services::reads::{UserScope, pagination::PageArgs};
+use crate::services::{
+    reads::{UserScope, pagination::PageArgs},
+    webhooks,
+};
 
 /// The read side of roster.
 pub struct Query;
@@ -106,6 +110,23 @@ impl Query {
             .division(access(ctx), id.as_str())
             .await?;
         Ok(Some(Division(division)))
+    }
+
+    /// Every webhook endpoint, oldest first. Superusers only.
+    async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Webhook>> {
+        let listed = webhooks::list(&state(ctx)?.db, access(ctx)).await?;
+        Ok(listed.into_iter().map(Webhook).collect())
+    }
+
+    /// One webhook endpoint; null and NOT_FOUND when there is none with
+    /// that id. Superusers only.
+    async fn webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The endpoint.")] id: ID,
+    ) -> async_graphql::Result<Option<Webhook>> {
+        let found = webhooks::get(&state(ctx)?.db, access(ctx), id.as_str()).await?;
+        Ok(Some(Webhook(found)))
     }
 
     /// The audit log, newest first. Holders of VIEW_AUDIT_LOG only.

@@ -173,6 +173,17 @@ impl Access {
         }
     }
 
+    /// Webhooks: superusers only (an endpoint receives every user as staff
+    /// see them, and can answer with their remote ids).
+    pub fn may_manage_webhooks(&self) -> Result<()> {
+        self.user()?;
+        if self.is_superuser() {
+            Ok(())
+        } else {
+            Err(forbidden("Only a superuser may manage webhooks."))
+        }
+    }
+
     /// Setting `isStaff` or `isSuperuser`: superusers only.
     pub fn may_set_flags(&self) -> Result<()> {
         if self.is_superuser() {

@@ -120,7 +120,8 @@ pub async fn create_user(
     Ok(user)
 }
 
-/// Writes one event, in the caller's transaction.
+/// Writes one event, and queues its webhook deliveries, in the caller's
+/// transaction.
 pub async fn record(
     db: &impl ConnectionTrait,
     actor: &Actor,
@@ -128,7 +129,7 @@ pub async fn record(
     target: Target,
     payload: Value,
 ) -> Result<()> {
-    event::ActiveModel {
+    let event = event::ActiveModel {
         occurred_at: Set(clock::now()),
         event_type: Set(kind.name().to_owned()),
         actor_id: Set(actor.id),
@@ -142,6 +143,7 @@ pub async fn record(
     }
     .insert(db)
     .await?;
+    super::outbox::enqueue(db, event.id, kind).await?;
     Ok(())
 }
 

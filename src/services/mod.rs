@@ -4,9 +4,11 @@ pub mod access;
 pub mod accounts;
 pub mod catalog;
 pub mod client_budget;
+pub mod delivery;
 pub mod demo_data;
 pub mod events;
 pub mod login_limit;
+pub mod outbox;
 pub mod password_hash;
 pub mod read_cache;
 pub mod reads;
@@ -15,6 +17,7 @@ pub mod settings;
 pub mod tokens;
 pub mod user_admin;
 pub mod users;
+pub mod webhooks;
 
 /// Begins a transaction that will write after reading. On SQLite it takes
 /// the write lock at once (a write that changes nothing), so that it waits

@@ -606,6 +606,22 @@ pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Resu
     Ok(user)
 }
 
+/// `requestUserSync`: records `user.sync_requested`, which webhook
+/// endpoints that take it send to the external system again (an endpoint
+/// that answers with a `remoteId` updates the user's).
+pub async fn request_sync(
+    db: &DatabaseConnection,
+    viewer: &Access,
+    id: i64,
+) -> Result<user::Model> {
+    viewer.require(Permission::ManageUsers)?;
+    let txn = begin_write(db).await?;
+    let target = managed_target(&txn, viewer, id).await?;
+    user_event(&txn, viewer, EventType::UserSyncRequested, &target).await?;
+    txn.commit().await?;
+    Ok(target)
+}
+
 /// `deactivateUser`: idempotent; never oneself, never the last active
 /// superuser; every token of the user stops working at once.
 pub async fn deactivate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Result<user::Model> {

@@ -20,6 +20,8 @@ mod permissions;
 mod processes;
 mod properties;
 mod reads;
+mod receiver;
 mod remote_ids;
 mod schema;
 mod transport;
+mod webhooks;

@@ -55,6 +55,7 @@ enum Op {
     DeactivateUser,
     DeleteUser,
     SetUserPassword,
+    RequestUserSync,
     AssignToGroup,
     RemoveFromGroup,
     CreateGroup,
@@ -88,6 +89,7 @@ fn governed(permission: Permission) -> &'static [Op] {
             DeactivateUser,
             DeleteUser,
             SetUserPassword,
+            RequestUserSync,
         ],
         Permission::ManageGroupMembers => &[AssignToGroup, RemoveFromGroup],
         Permission::ManageGroups => &[CreateGroup, RenameGroup, DeleteGroup, SetGroupPermissions],
@@ -190,16 +192,18 @@ async fn run(app: &TestApp, token: &str, op: Op, tag: &str) -> Vec<(Reply, &'sta
                 "updateUser",
             )]
         }
-        Op::ActivateUser | Op::DeactivateUser | Op::DeleteUser => {
+        Op::ActivateUser | Op::DeactivateUser | Op::DeleteUser | Op::RequestUserSync => {
             let t = target().await;
             let query = match op {
                 Op::ActivateUser => "mutation($id: ID!) { activateUser(id: $id) { id } }",
                 Op::DeactivateUser => "mutation($id: ID!) { deactivateUser(id: $id) { id } }",
+                Op::RequestUserSync => "mutation($id: ID!) { requestUserSync(id: $id) { id } }",
                 _ => "mutation($id: ID!) { deleteUser(id: $id) }",
             };
             let field = match op {
                 Op::ActivateUser => "activateUser",
                 Op::DeactivateUser => "deactivateUser",
+                Op::RequestUserSync => "requestUserSync",
                 _ => "deleteUser",
             };
             vec![(gql(query, json!({ "id": t.id.to_string() })).await, field)]

@@ -283,6 +283,22 @@ impl AdminMutation {
             .into())
     }
 
+    /// MANAGE_USERS asks the external systems to send a user again:
+    /// records `user.sync_requested`, delivered to the webhook endpoints
+    /// that take it; an endpoint that answers `{"remoteId": ...}` updates
+    /// the user's remoteId.
+    async fn request_user_sync(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user to send again.")] id: ID,
+    ) -> async_graphql::Result<User> {
+        let viewer = access(ctx);
+        let id = parse_id(&id, "id")?;
+        Ok(user_admin::request_sync(&state(ctx)?.db, viewer, id)
+            .await?
+            .into())
+    }
+
     /// MANAGE_USERS deletes a user (not themself, not the last active
     /// superuser).
     async fn delete_user(

@@ -26,6 +26,13 @@ pub enum AuditEventType {
     UserAddedToGroup,
     /// `user.removed_from_group`: payload `{userId, groupId}`.
     UserRemovedFromGroup,
+    /// `user.sync_requested`: `requestUserSync`, so that webhook endpoints
+    /// send the user to the external system again; payload `{user}`.
+    UserSyncRequested,
+    /// `user.remote_id_synced`: an endpoint answered a `user.created` or
+    /// `user.sync_requested` delivery with `{"remoteId": ...}`; payload
+    /// `{remoteId: {before, after}, webhookId}`, actor `webhook <id>`.
+    UserRemoteIdSynced,
     /// `group.created`: payload `{group}`.
     GroupCreated,
     /// `group.renamed`: payload `{name: {before, after}}`.
@@ -49,6 +56,14 @@ pub enum AuditEventType {
     /// `security.refresh_token_reused`: a retired refresh token came back
     /// after its grace period; its whole family was revoked.
     RefreshTokenReused,
+    /// `webhook.created`: payload `{webhook}` (never its secret).
+    WebhookCreated,
+    /// `webhook.updated`: payload `{before, after}`.
+    WebhookUpdated,
+    /// `webhook.deleted`: payload `{webhook}` as it was.
+    WebhookDeleted,
+    /// `webhook.secret_rotated`: payload `{webhook}`.
+    WebhookSecretRotated,
 }
 
 /// One change roster made, recorded in the transaction that made it.

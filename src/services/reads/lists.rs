@@ -1,6 +1,6 @@
 //! The lists of the read API, for users, groups and divisions: who may ask
 //! what, then filter, search, ordering, page and count.
-use entity::{division, event, group, membership, user};
+use entity::{division, event, group, membership, user, webhook_delivery};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select,
     sea_query::{Expr, ExprTrait, IntoIden},
@@ -17,7 +17,13 @@ use super::{
 use crate::{
     domain::Permission,
     error::Result,
-    services::{access::Access, events, read_cache},
+    services::{
+        access::Access,
+        events,
+        outbox::DeliveryStatus,
+        read_cache,
+        webhooks::{self, DeliveryView},
+    },
 };
 
 /// One page of a list, with the count of every match when it was asked for.
@@ -244,6 +250,51 @@ impl Reader {
             }
         }
         Ok(listed)
+    }
+
+    /// Endpoint `webhook_id`'s deliveries (with `status` only, when given),
+    /// newest first, each with its event and attempts. Superusers only.
+    pub async fn webhook_deliveries(
+        &self,
+        access: &Access,
+        webhook_id: i64,
+        status: Option<DeliveryStatus>,
+        page: PageArgs,
+        with_total: bool,
+    ) -> Result<Listed<DeliveryView>> {
+        access.may_manage_webhooks()?;
+        let mut select = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::WebhookId.eq(webhook_id));
+        if let Some(status) = status {
+            select = select.filter(webhook_delivery::Column::Status.eq(status.as_str()));
+        }
+        let keys = vec![SortKey {
+            name: "ID",
+            column: webhook_delivery::Column::Id.into_iden(),
+            kind: KeyKind::Int,
+            nullable: false,
+            descending: true,
+        }];
+        // Deliveries change under a worker's hands: never counted from a cache.
+        let total = match with_total {
+            true => Some(pagination::count(&self.db, select.clone()).await?),
+            false => None,
+        };
+        let page =
+            pagination::fetch_page(&self.db, select, &keys, &page, self.max_page_size, |d| {
+                vec![KeyValue::Int(d.id)]
+            })
+            .await?;
+        let (cursors, deliveries): (Vec<String>, Vec<_>) = page.rows.into_iter().unzip();
+        let viewed = webhooks::with_details(&self.db, deliveries).await?;
+        Ok(Listed {
+            page: Page {
+                rows: cursors.into_iter().zip(viewed).collect(),
+                has_next_page: page.has_next_page,
+                has_previous_page: page.has_previous_page,
+            },
+            total,
+        })
     }
 
     /// The count (when asked for) and one page of `select`: the part every

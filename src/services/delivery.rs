@@ -1,0 +1,550 @@
+//! The delivery worker: sends the outbox's due deliveries to their
+//! endpoints as the Standard Webhooks specification says (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "id.timestamp.body">`), retries failures on the configured schedule, and
+//! settles each delivery after each attempt.
+//!
+//! What bounds it: `concurrency` deliveries in flight per process, each
+//! within `timeout` (connecting, sending and reading the answer), an
+//! answer read up to `max_response_bytes`; redirects are not followed and
+//! no proxy is used; names that resolve only to loopback, private or
+//! link-local addresses are refused unless private targets are allowed.
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::{event, user, webhook, webhook_attempt};
+use hmac::{Hmac, Mac};
+use rand::{Rng, RngExt};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::{Notify, Semaphore};
+
+use super::{
+    events::{self, Actor, Target},
+    outbox::{self, Claimed, Settled},
+    read_cache::ReadCaches,
+};
+use crate::{
+    config::WebhookSettings,
+    domain::{EventType, fold, parse_remote_id, webhook_url},
+    error::{Error, Result},
+};
+
+/// The prefix of a signing secret, as Standard Webhooks' libraries expect.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// `whsec_` and the base64 of 32 random bytes.
+pub fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!("{SECRET_PREFIX}{}", BASE64.encode(key))
+}
+
+/// The `webhook-signature` header of `body` sent as message `id` at
+/// `timestamp` (seconds since the epoch).
+pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String> {
+    let key = secret
+        .strip_prefix(SECRET_PREFIX)
+        .and_then(|key| BASE64.decode(key).ok())
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("a webhook's secret is malformed")))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(Error::internal)?;
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
+}
+
+/// The `webhook-id` of event `id`: the same for every attempt, endpoint,
+/// redelivery and replay, so receivers can deduplicate by it.
+pub fn message_id(event_id: i64) -> String {
+    format!("evt_{event_id}")
+}
+
+/// The body of event `event`'s deliveries: `{type, timestamp, data}`.
+pub fn body(event: &event::Model) -> String {
+    let data: Value = serde_json::from_str(&event.payload).unwrap_or_default();
+    json!({
+        "type": event.event_type,
+        "timestamp": event.occurred_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "data": data,
+    })
+    .to_string()
+}
+
+/// Resolves names to their public addresses only (and refuses a name with
+/// none), so that neither a name nor its re-resolution (DNS rebinding)
+/// leads a delivery into the private network.
+struct PublicAddresses;
+
+/// The refusal of a name that resolves to no public address.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: not a public address")]
+struct NotPublic;
+
+impl Resolve for PublicAddresses {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found
+                .filter(|address| webhook_url::is_public(address.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(Box::new(NotPublic) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The delivery worker's state, shared by its tasks; one per process.
+pub struct Deliverer {
+    db: DatabaseConnection,
+    caches: Arc<ReadCaches>,
+    settings: WebhookSettings,
+    client: reqwest::Client,
+    /// Added to the system clock: tests and simulations move time on.
+    offset_ms: AtomicI64,
+    /// Rings when a delivery task ends (a slot is free) or time moved on.
+    freed: Notify,
+    /// The earliest retry this process scheduled and has not claimed yet
+    /// (milliseconds since the epoch; `i64::MAX`: none), so that a retry
+    /// due before the next poll is not late.
+    next_due: AtomicI64,
+}
+
+/// What one attempt got.
+struct Answer {
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+    error: Option<String>,
+    duration: Duration,
+}
+
+impl Deliverer {
+    pub fn new(
+        db: DatabaseConnection,
+        caches: Arc<ReadCaches>,
+        settings: WebhookSettings,
+    ) -> anyhow::Result<Self> {
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("roster-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private_targets {
+            client = client.dns_resolver(Arc::new(PublicAddresses));
+        }
+        Ok(Self {
+            db,
+            caches,
+            client: client.build()?,
+            settings,
+            offset_ms: AtomicI64::new(0),
+            freed: Notify::new(),
+            next_due: AtomicI64::new(i64::MAX),
+        })
+    }
+
+    /// Now, in milliseconds since the epoch, as the worker sees it.
+    pub fn now_ms(&self) -> i64 {
+        Utc::now()
+            .timestamp_millis()
+            .saturating_add(self.offset_ms.load(Ordering::Acquire))
+    }
+
+    /// Moves the worker's clock on by `by` and wakes it: how tests and
+    /// simulations run a schedule of hours in moments.
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(by, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+
+    /// The longest an endpoint's `Retry-After` may put an attempt off: the
+    /// schedule's longest wait, or an hour if that is shorter.
+    fn longest_wait(&self) -> Duration {
+        self.settings
+            .schedule
+            .longest()
+            .max(Duration::from_secs(3_600))
+    }
+
+    /// How long a claim holds a delivery: past any attempt's end, so that
+    /// only a dead worker's claims lapse.
+    fn lease(&self) -> i64 {
+        let lease = self.settings.timeout.saturating_mul(2) + Duration::from_secs(5);
+        i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Sends due deliveries until `gone` changes (the app's state is
+    /// dropped). Does nothing when the concurrency is 0.
+    pub async fn run(self: Arc<Self>, mut gone: tokio::sync::watch::Receiver<()>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        // After a notice, deliveries may be moments from committing: look
+        // again shortly before waiting for the next poll.
+        let mut soon: u32 = 0;
+        loop {
+            let seen = outbox::queued_so_far();
+            let notice = outbox::next_queued();
+            tokio::pin!(notice);
+            notice.as_mut().enable();
+            let free = slots.available_permits() as u64;
+            let now = self.now_ms();
+            let due = self.next_due.load(Ordering::Acquire);
+            if due <= now && free > 0 {
+                let _ = self.next_due.compare_exchange(
+                    due,
+                    i64::MAX,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            let claimed = match free {
+                0 => Vec::new(),
+                _ => outbox::claim(&self.db, now, now.saturating_add(self.lease()), free)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "cannot claim webhook deliveries");
+                        Vec::new()
+                    }),
+            };
+            let full = free > 0 && claimed.len() as u64 == free;
+            if !claimed.is_empty() {
+                soon = 0;
+            }
+            for delivery in claimed {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    worker.deliver(delivery).await;
+                    drop(slot);
+                    worker.freed.notify_one();
+                });
+            }
+            if full || outbox::queued_so_far() != seen {
+                soon = 3;
+                continue;
+            }
+            let until_due = self.next_due.load(Ordering::Acquire).saturating_sub(now);
+            let until_due = Duration::from_millis(u64::try_from(until_due).unwrap_or(0));
+            let wait = match soon {
+                0 => self.settings.poll.min(until_due),
+                // 5, 20, then 80 ms.
+                n => Duration::from_millis(5 << ((3 - n.min(3)) * 2)).min(self.settings.poll),
+            };
+            soon = soon.saturating_sub(1);
+            tokio::select! {
+                _ = gone.changed() => return,
+                () = &mut notice => soon = 3,
+                () = self.freed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Attempts one claimed delivery and settles it.
+    async fn deliver(&self, claimed: Claimed) {
+        if let Err(error) = self.try_deliver(&claimed).await {
+            // The claim lapses and the delivery is tried again.
+            tracing::warn!(%error, delivery = claimed.id, "cannot settle a webhook delivery");
+        }
+    }
+
+    async fn try_deliver(&self, claimed: &Claimed) -> Result<()> {
+        let endpoint = webhook::Entity::find_by_id(claimed.webhook_id)
+            .one(&self.db)
+            .await?;
+        let event = event::Entity::find_by_id(claimed.event_id)
+            .one(&self.db)
+            .await?;
+        let (Some(endpoint), Some(event)) = (endpoint, event) else {
+            return Ok(());
+        };
+        if !endpoint.is_active {
+            outbox::settle(&self.db, claimed, Settled::Released).await?;
+            return Ok(());
+        }
+        let attempted_at = self.now_ms();
+        let answer = self.send(&endpoint, &event, attempted_at).await;
+        let attempts = claimed.attempt_count.saturating_add(1);
+        let gone = answer.status == Some(410);
+        let succeeded = answer.status.is_some_and(|code| (200..300).contains(&code));
+        let settled = if succeeded {
+            Settled::Succeeded
+        } else if gone {
+            Settled::Failed
+        } else {
+            let jitter = rand::rng().random_range(-1.0..=1.0);
+            match self.settings.schedule.wait_after(attempts, jitter) {
+                None => Settled::Failed,
+                Some(wait) => {
+                    let asked = answer
+                        .retry_after
+                        .map(|asked| asked.min(self.longest_wait()));
+                    let wait = asked.map_or(wait, |asked| wait.max(asked));
+                    let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                    let at = self.now_ms().saturating_add(wait);
+                    self.next_due.fetch_min(at, Ordering::AcqRel);
+                    Settled::RetryAt(at)
+                }
+            }
+        };
+        let mut note = answer.error.clone();
+        let remote_id = match succeeded {
+            true => remote_id_in(&event, &answer.body, &mut note),
+            false => None,
+        };
+        let txn = super::begin_write(&self.db).await?;
+        webhook_attempt::ActiveModel {
+            delivery_id: Set(claimed.id),
+            attempted_at: Set(time_of(attempted_at)),
+            status_code: Set(answer.status.map(i32::from)),
+            duration_ms: Set(i64::try_from(answer.duration.as_millis()).unwrap_or(i64::MAX)),
+            error: Set(note.map(|note| note.chars().take(200).collect())),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        if !outbox::settle(&txn, claimed, settled).await? {
+            // The claim lapsed and another worker holds the delivery now.
+            return Ok(());
+        }
+        if gone {
+            let reason = format!(
+                "The endpoint answered 410 Gone at {}.",
+                time_of(attempted_at).to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
+            webhook::ActiveModel {
+                id: Set(endpoint.id),
+                is_active: Set(false),
+                disabled_reason: Set(Some(reason)),
+                updated_at: Set(crate::clock::now()),
+                ..Default::default()
+            }
+            .update(&txn)
+            .await?;
+        }
+        let synced = match (remote_id, event.target_user_id) {
+            (Some(remote_id), Some(user_id)) => {
+                store_remote_id(&txn, user_id, remote_id, endpoint.id).await?
+            }
+            _ => false,
+        };
+        txn.commit().await?;
+        if synced && let Some(user_id) = event.target_user_id {
+            self.caches.user_changed(user_id);
+        }
+        Ok(())
+    }
+
+    /// Sends `event` to `endpoint` once.
+    async fn send(&self, endpoint: &webhook::Model, event: &event::Model, now_ms: i64) -> Answer {
+        let started = Instant::now();
+        let refused = |error: &str| Answer {
+            status: None,
+            retry_after: None,
+            body: Vec::new(),
+            error: Some(error.to_owned()),
+            duration: started.elapsed(),
+        };
+        let Ok(url) = url::Url::parse(&endpoint.url) else {
+            return refused("invalid URL");
+        };
+        // Literal addresses are not resolved: check them here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        let private = literal.is_some_and(|ip| !webhook_url::is_public(ip));
+        if private && !self.settings.allow_private_targets {
+            return refused("refused: not a public address");
+        }
+        let id = message_id(event.id);
+        let timestamp = now_ms.div_euclid(1000);
+        let body = body(event);
+        let Ok(signature) = signature(&endpoint.secret, &id, timestamp, &body) else {
+            return refused("the signing secret is malformed");
+        };
+        let request = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body);
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return refused(&describe(&error)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, now_ms));
+        let mut body = Vec::new();
+        let mut error = (!(200..300).contains(&status)).then(|| format!("HTTP {status}"));
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = self.settings.max_response_bytes.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if chunk.len() >= room {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(failed) => {
+                    error.get_or_insert_with(|| describe(&failed));
+                    break;
+                }
+            }
+        }
+        Answer {
+            status: Some(status),
+            retry_after,
+            body,
+            error,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// A transport failure in a few words, without addresses or internals.
+fn describe(error: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = source {
+        if current.is::<NotPublic>() {
+            return NotPublic.to_string();
+        }
+        source = current.source();
+    }
+    let what = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off"
+    } else {
+        "request failed"
+    };
+    what.to_owned()
+}
+
+/// `Retry-After` as seconds or an HTTP date, from now.
+fn parse_retry_after(value: &str, now_ms: i64) -> Option<Duration> {
+    if let Ok(seconds) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    let wait = at.timestamp_millis().saturating_sub(now_ms);
+    Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+}
+
+fn time_of(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms.div_euclid(1000) * 1000).unwrap_or_default()
+}
+
+/// The remote id an endpoint answered a `user.created` or
+/// `user.sync_requested` delivery with (`{"remoteId": "..."}`); a note in
+/// `note` when it is not a valid one.
+fn remote_id_in(event: &event::Model, body: &[u8], note: &mut Option<String>) -> Option<String> {
+    let kind = EventType::from_name(&event.event_type)?;
+    if !matches!(kind, EventType::UserCreated | EventType::UserSyncRequested) {
+        return None;
+    }
+    let answer: Value = serde_json::from_slice(body).ok()?;
+    let given = answer.get("remoteId")?;
+    match given.as_str().map(parse_remote_id) {
+        Some(Ok(Some(id))) => Some(id),
+        _ => {
+            *note = Some("the answer's remoteId was not a valid id; ignored".to_owned());
+            None
+        }
+    }
+}
+
+/// Stores `remote_id` on user `user_id` (when it is still there and the id
+/// differs) and records `user.remote_id_synced`. Returns whether it changed.
+async fn store_remote_id(
+    txn: &impl sea_orm::ConnectionTrait,
+    user_id: i64,
+    remote_id: String,
+    webhook_id: i64,
+) -> Result<bool> {
+    let Some(found) = user::Entity::find_by_id(user_id).one(txn).await? else {
+        return Ok(false);
+    };
+    if found.remote_id.as_deref() == Some(remote_id.as_str()) {
+        return Ok(false);
+    }
+    let before = found.remote_id.clone();
+    let mut row: user::ActiveModel = found.into();
+    row.remote_id_folded = Set(Some(fold(&remote_id)));
+    row.remote_id = Set(Some(remote_id.clone()));
+    row.update(txn).await?;
+    let actor = Actor {
+        name: Some(format!("webhook {webhook_id}")),
+        ..Actor::default()
+    };
+    let payload = json!({
+        "remoteId": { "before": before, "after": remote_id },
+        "webhookId": webhook_id.to_string(),
+    });
+    events::record(
+        txn,
+        &actor,
+        EventType::UserRemoteIdSynced,
+        Target::user(user_id),
+        payload,
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = 1_000_000_000_000;
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        let date = "Sun, 09 Sep 2001 01:46:40 GMT";
+        assert_eq!(parse_retry_after(date, now), Some(Duration::from_secs(0)));
+        assert_eq!(
+            parse_retry_after("Sun, 09 Sep 2001 01:47:40 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_signature_is_hmac_sha256_of_id_timestamp_and_body() {
+        // The example of the Standard Webhooks specification's libraries.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = r#"{"test": 2432232314}"#;
+        assert_eq!(
+            signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).ok(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_owned())
+        );
+        assert!(signature("nope", "id", 1, "").is_err());
+    }
+}
