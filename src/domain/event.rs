@@ -30,10 +30,11 @@ pub enum EventType {
     WebhookUpdated,
     WebhookDeleted,
     WebhookSecretRotated,
+    WebhookEventsReplayed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 26] = [
         EventType::UserCreated,
         EventType::UserUpdated,
         EventType::UserActivated,
@@ -59,6 +60,7 @@ impl EventType {
         EventType::WebhookUpdated,
         EventType::WebhookDeleted,
         EventType::WebhookSecretRotated,
+        EventType::WebhookEventsReplayed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +90,7 @@ impl EventType {
             EventType::WebhookUpdated => "webhook.updated",
             EventType::WebhookDeleted => "webhook.deleted",
             EventType::WebhookSecretRotated => "webhook.secret_rotated",
+            EventType::WebhookEventsReplayed => "webhook.events_replayed",
         }
     }
 

@@ -17,13 +17,17 @@ pub struct WebhookUrl(Url);
 pub const PRIVATE_TARGET: &str = "Private, loopback and link-local addresses are refused \
      (ROSTER_WEBHOOK_ALLOW_PRIVATE_TARGETS).";
 
+fn too_long() -> Vec<String> {
+    vec![format!(
+        "Ensure this field has no more than {URL_MAX_LENGTH} characters."
+    )]
+}
+
 impl WebhookUrl {
     pub fn parse(text: &str, allow_private: bool) -> Result<Self, Vec<String>> {
         let text = text.trim();
         if text.len() > URL_MAX_LENGTH {
-            return Err(vec![format!(
-                "Ensure this field has no more than {URL_MAX_LENGTH} characters."
-            )]);
+            return Err(too_long());
         }
         let invalid = || vec!["Enter a valid http or https URL.".to_owned()];
         let url = Url::parse(text).map_err(|_| invalid())?;
@@ -42,6 +46,10 @@ impl WebhookUrl {
         };
         if !public && !allow_private {
             return Err(vec![PRIVATE_TARGET.to_owned()]);
+        }
+        // Parsing escapes what it must: the stored form is what must fit.
+        if url.as_str().len() > URL_MAX_LENGTH {
+            return Err(too_long());
         }
         Ok(Self(url))
     }
@@ -195,5 +203,9 @@ mod tests {
             ))
             .is_some()
         );
+        // Short as typed, long once escaped.
+        let escaped = format!("https://example.com/{}", "é".repeat(1_000));
+        assert!(escaped.len() < URL_MAX_LENGTH);
+        assert_eq!(refused(&escaped), Some(too_long()));
     }
 }

@@ -4,15 +4,18 @@
 //! "id.timestamp.body">`), retries failures on the configured schedule, and
 //! settles each delivery after each attempt.
 //!
-//! What bounds it: `concurrency` deliveries in flight per process, each
+//! What bounds it: `concurrency` deliveries in flight per process (half
+//! of them at most to one endpoint, so that a dead endpoint cannot hold
+//! up the others' deliveries), each
 //! within `timeout` (connecting, sending and reading the answer), an
 //! answer read up to `max_response_bytes`; redirects are not followed and
 //! no proxy is used; names that resolve only to loopback, private or
 //! link-local addresses are refused unless private targets are allowed.
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{
-        Arc,
+        Arc, PoisonError,
         atomic::{AtomicI64, Ordering},
     },
     time::{Duration, Instant},
@@ -33,12 +36,19 @@ use super::{
     events::{self, Actor, Target},
     outbox::{self, Claimed, Settled},
     read_cache::ReadCaches,
+    webhooks,
 };
 use crate::{
     config::WebhookSettings,
     domain::{EventType, fold, parse_remote_id, webhook_url},
     error::{Error, Result},
 };
+
+/// What a claim's lease adds to twice the timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// The actor of what the worker itself changes (an endpoint turned off).
+pub const ROSTER: &str = "roster";
 
 /// The prefix of a signing secret, as Standard Webhooks' libraries expect.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -114,6 +124,8 @@ pub struct Deliverer {
     offset_ms: AtomicI64,
     /// Rings when a delivery task ends (a slot is free) or time moved on.
     freed: Notify,
+    /// Deliveries in flight here, by endpoint.
+    in_flight: std::sync::Mutex<HashMap<i64, usize>>,
     /// The earliest retry this process scheduled and has not claimed yet
     /// (milliseconds since the epoch; `i64::MAX`: none), so that a retry
     /// due before the next poll is not late.
@@ -152,6 +164,7 @@ impl Deliverer {
             offset_ms: AtomicI64::new(0),
             freed: Notify::new(),
             next_due: AtomicI64::new(i64::MAX),
+            in_flight: std::sync::Mutex::default(),
         })
     }
 
@@ -179,11 +192,59 @@ impl Deliverer {
             .max(Duration::from_secs(3_600))
     }
 
-    /// How long a claim holds a delivery: past any attempt's end, so that
-    /// only a dead worker's claims lapse.
+    /// How long a claim holds a delivery: past any attempt's end (the
+    /// timeout, and waits for database connections before and after it),
+    /// so that only a dead worker's claims lapse.
     fn lease(&self) -> i64 {
-        let lease = self.settings.timeout.saturating_mul(2) + Duration::from_secs(5);
+        let lease = self.settings.timeout.saturating_mul(2) + LEASE_MARGIN;
         i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The most deliveries to one endpoint in flight here at once.
+    fn per_endpoint(&self) -> usize {
+        (self.settings.concurrency / 2).max(1)
+    }
+
+    /// The endpoints with as many deliveries in flight here as they may.
+    fn busy_endpoints(&self) -> Vec<i64> {
+        let cap = self.per_endpoint();
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        in_flight
+            .iter()
+            .filter(|(_, n)| **n >= cap)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Counts a delivery to `endpoint` in, when it has room.
+    fn take_slot(&self, endpoint: i64) -> bool {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = in_flight.entry(endpoint).or_default();
+        if *count >= self.per_endpoint() {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Counts a delivery to `endpoint` out.
+    fn free_slot(&self, endpoint: i64) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = in_flight.get_mut(&endpoint) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&endpoint);
+            }
+        }
     }
 
     /// Sends due deliveries until `gone` changes (the app's state is
@@ -211,24 +272,41 @@ impl Deliverer {
             }
             let claimed = match free {
                 0 => Vec::new(),
-                _ => outbox::claim(&self.db, now, now.saturating_add(self.lease()), free)
-                    .await
-                    .unwrap_or_else(|error| {
-                        tracing::warn!(%error, "cannot claim webhook deliveries");
-                        Vec::new()
-                    }),
+                _ => {
+                    let lease = now.saturating_add(self.lease());
+                    let busy = self.busy_endpoints();
+                    outbox::claim(&self.db, now, lease, free, &busy).await
+                }
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "cannot claim webhook deliveries");
+                    Vec::new()
+                }),
             };
             let full = free > 0 && claimed.len() as u64 == free;
             if !claimed.is_empty() {
                 soon = 0;
             }
             for delivery in claimed {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    break;
+                let slot = slots.clone().try_acquire_owned();
+                let endpoint = delivery.webhook_id;
+                let Ok(slot) = slot
+                    .map_err(drop)
+                    .and_then(|slot| match self.take_slot(endpoint) {
+                        true => Ok(slot),
+                        false => Err(()),
+                    })
+                else {
+                    // Its endpoint has its share in flight: back to the queue.
+                    if let Err(error) = outbox::settle(&self.db, &delivery, Settled::Released).await
+                    {
+                        tracing::warn!(%error, "cannot release a webhook delivery");
+                    }
+                    continue;
                 };
                 let worker = self.clone();
                 tokio::spawn(async move {
                     worker.deliver(delivery).await;
+                    worker.free_slot(endpoint);
                     drop(slot);
                     worker.freed.notify_one();
                 });
@@ -237,7 +315,11 @@ impl Deliverer {
                 soon = 3;
                 continue;
             }
-            let until_due = self.next_due.load(Ordering::Acquire).saturating_sub(now);
+            // With every slot taken, a retry that is due waits for a slot.
+            let until_due = match slots.available_permits() {
+                0 => i64::MAX,
+                _ => self.next_due.load(Ordering::Acquire).saturating_sub(now),
+            };
             let until_due = Duration::from_millis(u64::try_from(until_due).unwrap_or(0));
             let wait = match soon {
                 0 => self.settings.poll.min(until_due),
@@ -326,7 +408,7 @@ impl Deliverer {
                 "The endpoint answered 410 Gone at {}.",
                 time_of(attempted_at).to_rfc3339_opts(SecondsFormat::Secs, true)
             );
-            webhook::ActiveModel {
+            let off = webhook::ActiveModel {
                 id: Set(endpoint.id),
                 is_active: Set(false),
                 disabled_reason: Set(Some(reason)),
@@ -335,10 +417,25 @@ impl Deliverer {
             }
             .update(&txn)
             .await?;
+            let payload =
+                json!({ "before": webhooks::view(&endpoint), "after": webhooks::view(&off) });
+            let actor = Actor {
+                name: Some(ROSTER.to_owned()),
+                ..Actor::default()
+            };
+            events::record(
+                &txn,
+                &actor,
+                EventType::WebhookUpdated,
+                Target::default(),
+                payload,
+            )
+            .await?;
         }
         let synced = match (remote_id, event.target_user_id) {
             (Some(remote_id), Some(user_id)) => {
-                store_remote_id(&txn, user_id, remote_id, endpoint.id).await?
+                let known = event_remote_id(&event);
+                store_remote_id(&txn, user_id, known, remote_id, endpoint.id).await?
             }
             _ => false,
         };
@@ -478,18 +575,28 @@ fn remote_id_in(event: &event::Model, body: &[u8], note: &mut Option<String>) ->
     }
 }
 
-/// Stores `remote_id` on user `user_id` (when it is still there and the id
-/// differs) and records `user.remote_id_synced`. Returns whether it changed.
+/// The user's remote id as event `event` carried it.
+fn event_remote_id(event: &event::Model) -> Option<String> {
+    let payload: Value = serde_json::from_str(&event.payload).ok()?;
+    payload["user"]["remoteId"].as_str().map(str::to_owned)
+}
+
+/// Stores `remote_id` on user `user_id` when the user is still there and
+/// still has the id `known` that the event carried, and records
+/// `user.remote_id_synced`. Returns whether it changed.
 async fn store_remote_id(
     txn: &impl sea_orm::ConnectionTrait,
     user_id: i64,
+    known: Option<String>,
     remote_id: String,
     webhook_id: i64,
 ) -> Result<bool> {
     let Some(found) = user::Entity::find_by_id(user_id).one(txn).await? else {
         return Ok(false);
     };
-    if found.remote_id.as_deref() == Some(remote_id.as_str()) {
+    // Only over the id the event carried: an answer to an old event (a
+    // late retry, a redelivery, a replay) never undoes a newer id.
+    if found.remote_id == Some(remote_id.clone()) || found.remote_id != known {
         return Ok(false);
     }
     let before = found.remote_id.clone();

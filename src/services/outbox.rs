@@ -122,23 +122,32 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` deliveries due at `now_ms` whose endpoint is
-/// active, each until `lease_until_ms`.
+/// active and not in `busy`, each until `lease_until_ms`.
 pub async fn claim(
     db: &impl ConnectionTrait,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u64,
+    busy: &[i64],
 ) -> Result<Vec<Claimed>> {
     let backend = db.get_database_backend();
     let skip_locked = match backend {
         DbBackend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
         _ => "",
     };
+    // Endpoints ids are numbers the worker holds, not client text.
+    let not_busy = match busy.is_empty() {
+        true => String::new(),
+        false => {
+            let ids: Vec<String> = busy.iter().map(i64::to_string).collect();
+            format!("AND d.webhook_id NOT IN ({})", ids.join(", "))
+        }
+    };
     let sql = format!(
         "UPDATE webhook_deliveries SET locked_until = $1 WHERE id IN ( \
          SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.status = 'pending' AND d.next_attempt_at <= $2 AND d.locked_until <= $2 \
-         AND w.is_active ORDER BY d.next_attempt_at, d.id LIMIT $3 {skip_locked}) \
+         AND w.is_active {not_busy} ORDER BY d.next_attempt_at, d.id LIMIT $3 {skip_locked}) \
          RETURNING id, webhook_id, event_id, attempt_count, locked_until"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);

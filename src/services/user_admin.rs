@@ -611,10 +611,14 @@ pub async fn activate(db: &DatabaseConnection, viewer: &Access, id: i64) -> Resu
 /// that answers with a `remoteId` updates the user's).
 pub async fn request_sync(
     db: &DatabaseConnection,
+    budget: ClientBudget,
     viewer: &Access,
     id: i64,
 ) -> Result<user::Model> {
-    viewer.require(Permission::ManageUsers)?;
+    let asking = viewer.require(Permission::ManageUsers)?.id;
+    // Each request is an event and a delivery per endpoint: a budget of the
+    // asker's, so no one floods the endpoints at will.
+    client_budget::spend(db, budget, &format!("sync:{asking}")).await?;
     let txn = begin_write(db).await?;
     let target = managed_target(&txn, viewer, id).await?;
     user_event(&txn, viewer, EventType::UserSyncRequested, &target).await?;

@@ -86,12 +86,17 @@ fn parse_description(description: &str) -> Result<String> {
     Ok(description.to_owned())
 }
 
-/// An endpoint as the audit log shows it: never its secret.
-fn view(endpoint: &webhook::Model) -> Value {
+/// An endpoint as the audit log shows it: never its secret, and of its
+/// URL only the origin (a path or query often works as a credential, and
+/// the log is read by more than superusers, and sent to endpoints).
+pub fn view(endpoint: &webhook::Model) -> Value {
     let types: Vec<&str> = event_types_of(endpoint).iter().map(|t| t.name()).collect();
+    let origin = url::Url::parse(&endpoint.url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default();
     json!({
         "id": endpoint.id.to_string(),
-        "url": endpoint.url,
+        "origin": origin,
         "description": endpoint.description,
         "eventTypes": types,
         "isActive": endpoint.is_active,
@@ -302,17 +307,26 @@ pub async fn redeliver(
 ) -> Result<DeliveryView> {
     access.may_manage_webhooks()?;
     let id = super::parse_id(id, "id")?;
-    db.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
-        "UPDATE webhook_deliveries SET status = 'pending', attempt_count = 0, \
-         next_attempt_at = $1 WHERE id = $2 AND locked_until <= $1",
-        [now_ms.into(), id.into()],
-    ))
-    .await?;
+    // A lapsed claim is taken over (its worker, if alive, settles nothing).
+    let requeued = db
+        .execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE webhook_deliveries SET status = 'pending', attempt_count = 0, \
+             next_attempt_at = $1, locked_until = 0 WHERE id = $2 AND locked_until <= $1",
+            [now_ms.into(), id.into()],
+        ))
+        .await?
+        .rows_affected();
     let delivery = webhook_delivery::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or_else(|| Error::NotFound("No webhook delivery with that id.".into()))?;
+    if requeued == 0 {
+        return Err(Error::bad_input(
+            "id",
+            "The delivery is being sent; ask again once it has settled.",
+        ));
+    }
     outbox::announce();
     let mut viewed = with_details(db, vec![delivery]).await?;
     viewed.pop().ok_or_else(not_found)
@@ -330,6 +344,8 @@ pub async fn replay(
 ) -> Result<u64> {
     access.may_manage_webhooks()?;
     let txn = begin_write(db).await?;
+    // Two replays at once would both find no pending delivery of an event.
+    super::lock_on_postgres(&txn, format!("webhook replay {id}")).await?;
     let endpoint = find(&txn, id).await?;
     let now = clock::now();
     let limit = i64::try_from(settings.replay_limit).unwrap_or(i64::MAX);
@@ -356,6 +372,8 @@ pub async fn replay(
         ))
         .await?
         .rows_affected();
+    let payload = json!({ "webhook": view(&endpoint), "since": since, "queued": queued });
+    record(&txn, access, EventType::WebhookEventsReplayed, payload).await?;
     txn.commit().await?;
     outbox::announce();
     Ok(queued)

@@ -339,7 +339,7 @@ fn the_table_names_each_operation_once() {
         let times = seen.iter().filter(|other| *other == op).count();
         assert_eq!(times, 1, "{op:?}");
     }
-    assert_eq!(seen.len(), 23);
+    assert_eq!(seen.len(), 24);
 }
 
 #[tokio::test]

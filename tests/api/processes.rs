@@ -50,7 +50,7 @@ fn roster_command(database_url: &str) -> Command {
 
 /// Makes a superuser `username` (password [`PASSWORD`]) with the command
 /// line, offline.
-fn create_superuser(database_url: &str, username: &str) {
+pub(crate) fn create_superuser(database_url: &str, username: &str) {
     let status = roster_command(database_url)
         .args(["create-superuser", "--username", username])
         .args(["--email", &format!("{username}@example.com")])

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{Reply, TestApp, spawn_app_with},
+    processes,
     receiver::{Answer, Receiver, signed_by},
 };
 
@@ -168,9 +169,11 @@ async fn the_secret_is_shown_once_rotates_and_is_never_readable_again() {
     ok(&reply);
     let text = reply.body.to_string();
     assert!(!text.contains(&secret) && !text.contains(&rotated) && !text.contains("whsec_"));
+    // Of the URL, the origin only: a path can be a credential.
+    let origin = receiver.url.trim_end_matches("/hook");
     assert_eq!(
-        reply.body["data"]["auditEvents"]["nodes"][1]["payload"]["webhook"]["url"],
-        receiver.url
+        reply.body["data"]["auditEvents"]["nodes"][1]["payload"]["webhook"],
+        json!({ "id": id, "origin": origin, "description": "CRM", "eventTypes": ["division.created"], "isActive": true })
     );
     let delete = "mutation($id: ID!) { deleteWebhook(id: $id) }";
     let reply = app.gql_as(Some(&token), delete, json!({ "id": id })).await;
@@ -423,6 +426,15 @@ async fn gone_turns_the_endpoint_off_and_a_slow_one_times_out() {
             .starts_with("The endpoint answered 410 Gone at "),
         "{webhook}"
     );
+    // Turned off by roster itself, in the audit log.
+    let log = "{ auditEvents(filter: {type: [WEBHOOK_UPDATED]}) { nodes { actorId actorName payload } } }";
+    let reply = app.gql_as(Some(&token), log, json!({})).await;
+    let change = &reply.body["data"]["auditEvents"]["nodes"][0];
+    assert_eq!(change["actorName"], "roster");
+    assert_eq!(change["actorId"], Value::Null);
+    assert_eq!(change["payload"]["before"]["isActive"], true);
+    assert_eq!(change["payload"]["after"]["isActive"], false);
+    assert_eq!(change["payload"]["after"]["id"], gone_id.as_str());
     let node = &webhook["deliveries"]["nodes"][0];
     assert_eq!(node["status"], "FAILED");
     assert_eq!(node["attempts"][0]["statusCode"], 410);
@@ -495,15 +507,21 @@ async fn a_failed_change_queues_nothing_and_replay_resends_what_was_missed() {
     // webhook.created and division.created; webhook.updated was queued
     // when it happened (the endpoint was on by then).
     assert_eq!(reply.body["data"]["replayWebhookEvents"], 2);
-    let received = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let received = receiver.wait_for(4, Duration::from_secs(10)).await;
     let mut types: Vec<String> = received
         .iter()
         .map(|r| r.json()["type"].as_str().unwrap().to_owned())
         .collect();
     types.sort();
+    // And the replay's own event, queued as it happened.
     assert_eq!(
         types,
-        ["division.created", "webhook.created", "webhook.updated"]
+        [
+            "division.created",
+            "webhook.created",
+            "webhook.events_replayed",
+            "webhook.updated"
+        ]
     );
     let reply = app
         .gql_as(
@@ -587,4 +605,302 @@ async fn an_endpoint_that_answers_with_a_remote_id_sets_it_and_sync_asks_again()
         "the answer's remoteId was not a valid id; ignored"
     );
     assert_eq!(remote_id("CX-43").await["remoteId"], "CX-43");
+    // An answer to an old event (here user.created, sent again) never
+    // undoes a newer id.
+    receiver.script([Answer::json(json!({ "remoteId": "CX-99" }))]);
+    let oldest = webhook["deliveries"]["nodes"][2]["id"].clone();
+    let redeliver = "mutation($id: ID!) { redeliverWebhookDelivery(id: $id) { id } }";
+    ok(&app
+        .gql_as(Some(&token), redeliver, json!({ "id": oldest }))
+        .await);
+    let received = receiver.wait_for(4, Duration::from_secs(10)).await;
+    assert_eq!(received[3].json()["type"], "user.created");
+    deliveries_when(&app, &token, webhook_id, all_settled).await;
+    assert_eq!(remote_id("CX-99").await["remoteId"], "CX-43");
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_holds_up_no_other() {
+    // Two slots: at most one for each endpoint.
+    let (app, token) = app_with(|config| {
+        config.webhooks.concurrency = 2;
+        config.webhooks.timeout = Duration::from_secs(5);
+    })
+    .await;
+    let hanging = Receiver::start().await;
+    hanging.otherwise(Answer::ok().after(Duration::from_secs(4)));
+    let (hanging_id, _) = register(&app, &token, &hanging, json!(["DIVISION_CREATED"])).await;
+    let fast = Receiver::start().await;
+    register(&app, &token, &fast, json!(["DIVISION_CREATED"])).await;
+    let started = Instant::now();
+    for name in ["A", "B", "C", "D"] {
+        ok(&app
+            .gql_as(Some(&token), CREATE_DIVISION, json!({ "n": name }))
+            .await);
+    }
+    assert_eq!(fast.wait_for(4, Duration::from_secs(10)).await.len(), 4);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(hanging.received().len(), 1);
+    // The one in flight cannot be sent again meanwhile.
+    let in_flight = webhook_delivery::Entity::find()
+        .all(app.db())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.webhook_id.to_string() == hanging_id && d.locked_until > 0)
+        .unwrap();
+    let redeliver = "mutation($id: ID!) { redeliverWebhookDelivery(id: $id) { id } }";
+    let reply = app
+        .gql_as(
+            Some(&token),
+            redeliver,
+            json!({ "id": in_flight.id.to_string() }),
+        )
+        .await;
+    assert_eq!(reply.codes(), ["BAD_USER_INPUT"]);
+    assert_eq!(
+        reply.body["errors"][0]["extensions"]["fields"]["id"],
+        json!(["The delivery is being sent; ask again once it has settled."])
+    );
+}
+
+/// The attempts of the only delivery, as (seconds after the first attempt,
+/// status code), and the delivery.
+async fn attempts_so_far(app: &TestApp) -> (Vec<(i64, Option<i32>)>, webhook_delivery::Model) {
+    use sea_orm::QueryOrder;
+    // Attempts first: an attempt and the delivery's next time are written
+    // together, so the delivery read after is as new as the attempts.
+    let attempts = entity::webhook_attempt::Entity::find()
+        .order_by_asc(entity::webhook_attempt::Column::Id)
+        .all(app.db())
+        .await
+        .unwrap();
+    let delivery = webhook_delivery::Entity::find()
+        .one(app.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let first = attempts.first().map(|a| a.attempted_at);
+    let offsets = attempts
+        .iter()
+        .map(|a| {
+            let since = a.attempted_at - first.unwrap();
+            (since.num_seconds(), a.status_code)
+        })
+        .collect();
+    (offsets, delivery)
+}
+
+/// The "receiver down for an hour", on the default schedule, with
+/// the worker's clock moved on instead of waiting: six attempts fail in the
+/// hour (0 s, 5 s, 35 s, 2 min 35 s, 12 min 35 s, 42 min 35 s, each wait
+/// ±20 %), and the seventh, about 1 h 43 min after the first, succeeds.
+#[tokio::test]
+async fn a_receiver_down_for_an_hour_gets_the_delivery_on_the_default_schedule() {
+    let (app, token) = app_with(|_| {}).await;
+    let receiver = Receiver::start().await;
+    register(&app, &token, &receiver, json!(["DIVISION_CREATED"])).await;
+    receiver.otherwise(Answer::status(503));
+    ok(&app
+        .gql_as(Some(&token), CREATE_DIVISION, json!({ "n": "North" }))
+        .await);
+    let deliverer = &app.state.deliverer;
+    let started = deliverer.now_ms();
+    let mut seen = 0;
+    let mut up = false;
+    loop {
+        // Wait for the attempt the clock made due.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (attempts, delivery) = loop {
+            let (attempts, delivery) = attempts_so_far(&app).await;
+            if attempts.len() > seen || Instant::now() > deadline {
+                break (attempts, delivery);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(attempts.len(), seen + 1, "{attempts:?}");
+        seen = attempts.len();
+        if delivery.status != "pending" {
+            assert_eq!(delivery.status, "succeeded");
+            break;
+        }
+        let now = deliverer.now_ms();
+        if !up && now - started >= 3_600_000 {
+            receiver.otherwise(Answer::ok());
+            up = true;
+        }
+        // To the next attempt, or to the end of the hour if that is sooner.
+        let next = match up {
+            true => delivery.next_attempt_at,
+            false => delivery.next_attempt_at.min(started + 3_600_000),
+        };
+        deliverer.advance(Duration::from_millis(
+            u64::try_from(next - now).unwrap_or(0) + 1,
+        ));
+        if next < delivery.next_attempt_at {
+            // The receiver comes back; nothing is due yet.
+            let now = deliverer.now_ms();
+            receiver.otherwise(Answer::ok());
+            up = true;
+            deliverer.advance(Duration::from_millis(
+                u64::try_from(delivery.next_attempt_at - now).unwrap_or(0) + 1,
+            ));
+        }
+    }
+    let (attempts, _) = attempts_so_far(&app).await;
+    eprintln!("receiver down for an hour: attempts at {attempts:?} (seconds, status)");
+    let codes: Vec<Option<i32>> = attempts.iter().map(|a| a.1).collect();
+    assert_eq!(
+        codes,
+        [
+            Some(503),
+            Some(503),
+            Some(503),
+            Some(503),
+            Some(503),
+            Some(503),
+            Some(200)
+        ]
+    );
+    // Each wait is the schedule's, ±20 % (and a second of rounding).
+    let waits = [5, 30, 120, 600, 1_800, 3_600];
+    for (pair, wait) in attempts.windows(2).zip(waits) {
+        let gap = pair[1].0 - pair[0].0;
+        let (low, high) = (wait * 8 / 10 - 1, wait * 12 / 10 + 1);
+        assert!((low..=high).contains(&gap), "{gap} s for a {wait} s wait");
+    }
+    assert_eq!(receiver.received().len(), 7);
+}
+
+/// Settings for `roster serve` processes that deliver to a loopback
+/// receiver.
+const DELIVERING: [(&str, &str); 2] = [
+    ("ROSTER_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"),
+    ("ROSTER_WEBHOOK_TIMEOUT_SECS", "2"),
+];
+
+/// `root`'s access token on `server`.
+async fn root_token(server: &processes::Server) -> String {
+    let reply = server.login("root", crate::helpers::PASSWORD).await;
+    reply.body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_delivery_cut_by_sigkill_is_sent_again_after_a_restart() {
+    let (database_url, _dir) = crate::helpers::fresh_database().await;
+    let url = database_url.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        processes::create_superuser(&url, "root");
+        processes::start_with(&url, &DELIVERING)
+    })
+    .await
+    .unwrap();
+    let token = root_token(&first).await;
+    let receiver = Receiver::start().await;
+    let input = json!({ "url": receiver.url, "eventTypes": ["DIVISION_CREATED"] });
+    ok(&first
+        .gql(Some(&token), CREATE, json!({ "input": input }))
+        .await);
+    // The first request hangs; the process dies while it waits.
+    receiver.script([Answer::ok().after(Duration::from_secs(30))]);
+    ok(&first
+        .gql(Some(&token), CREATE_DIVISION, json!({ "n": "North" }))
+        .await);
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    drop(first);
+    let url = database_url.clone();
+    let second = tokio::task::spawn_blocking(move || processes::start_with(&url, &DELIVERING))
+        .await
+        .unwrap();
+    // The dead process's claim lapses (2 × timeout + 30 s) and the
+    // delivery is sent again, with the same webhook-id: at least once.
+    let received = receiver.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].id, received[1].id);
+    let token = root_token(&second).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = second
+            .gql(Some(&token), DELIVERIES, json!({ "id": "1" }))
+            .await;
+        let node = reply.body["data"]["webhook"]["deliveries"]["nodes"][0].clone();
+        if node["status"] == "SUCCEEDED" || Instant::now() > deadline {
+            assert_eq!(node["status"], "SUCCEEDED", "{node}");
+            // The dead process never recorded its attempt.
+            assert_eq!(node["attempts"].as_array().unwrap().len(), 1);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "two processes and a thousand events; .ci/run runs it"]
+async fn two_processes_deliver_a_thousand_events_each_exactly_once() {
+    let (database_url, _dir) = crate::helpers::fresh_database().await;
+    let url = database_url.clone();
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        processes::create_superuser(&url, "root");
+        (
+            processes::start_with(&url, &DELIVERING),
+            processes::start_with(&url, &DELIVERING),
+        )
+    })
+    .await
+    .unwrap();
+    let (token_a, token_b) = (root_token(&a).await, root_token(&b).await);
+    let receiver = Receiver::start().await;
+    let input = json!({ "url": receiver.url, "eventTypes": ["DIVISION_CREATED"] });
+    ok(&a
+        .gql(Some(&token_a), CREATE, json!({ "input": input }))
+        .await);
+    // 20 documents of 50 divisions each, half through each process, two at
+    // a time.
+    for round in 0..10 {
+        let document = |process: usize| {
+            let fields: String = (0..50)
+                .map(|i| {
+                    format!("d{i}: createDivision(input: {{name: \"r{round}p{process}d{i}\", divisionType: MAIN}}) {{ id }} ")
+                })
+                .collect();
+            format!("mutation {{ {fields} }}")
+        };
+        let (to_a, to_b) = (document(0), document(1));
+        let (first, second) = tokio::join!(
+            a.gql(Some(&token_a), &to_a, json!({})),
+            b.gql(Some(&token_b), &to_b, json!({})),
+        );
+        ok(&first);
+        ok(&second);
+    }
+    let received = receiver.wait_for(1_000, Duration::from_secs(60)).await;
+    assert_eq!(received.len(), 1_000);
+    // Anything sent twice would come within a poll or two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = receiver.received();
+    let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!((received.len(), ids.len()), (1_000, 1_000));
+    let reply = b
+        .gql(
+            Some(&token_b),
+            "{ webhook(id: \"1\") { deliveries(filter: {status: SUCCEEDED}) { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        reply.body["data"]["webhook"]["deliveries"]["totalCount"],
+        1_000
+    );
 }

@@ -292,9 +292,10 @@ impl AdminMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The user to send again.")] id: ID,
     ) -> async_graphql::Result<User> {
-        let viewer = access(ctx);
         let id = parse_id(&id, "id")?;
-        Ok(user_admin::request_sync(&state(ctx)?.db, viewer, id)
+        let state = state(ctx)?;
+        let budget = state.config.client_budget;
+        Ok(user_admin::request_sync(&state.db, budget, access(ctx), id)
             .await?
             .into())
     }

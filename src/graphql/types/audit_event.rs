@@ -56,14 +56,20 @@ pub enum AuditEventType {
     /// `security.refresh_token_reused`: a retired refresh token came back
     /// after its grace period; its whole family was revoked.
     RefreshTokenReused,
-    /// `webhook.created`: payload `{webhook}` (never its secret).
+    /// `webhook.created`: payload `{webhook}`: its id, the origin of its
+    /// URL (not the path or query), event types, description and whether
+    /// it is active; never its secret.
     WebhookCreated,
-    /// `webhook.updated`: payload `{before, after}`.
+    /// `webhook.updated`: payload `{before, after}`; by actor `roster`
+    /// when the endpoint answered 410 Gone.
     WebhookUpdated,
     /// `webhook.deleted`: payload `{webhook}` as it was.
     WebhookDeleted,
     /// `webhook.secret_rotated`: payload `{webhook}`.
     WebhookSecretRotated,
+    /// `webhook.events_replayed`: `replayWebhookEvents`; payload
+    /// `{webhook, since, queued}`.
+    WebhookEventsReplayed,
 }
 
 /// One change roster made, recorded in the transaction that made it.
