@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The process's peak resident memory, in KiB (`VmHWM`).
-fn peak_kib(server: &Server) -> u64 {
+pub(crate) fn peak_kib(server: &Server) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     status
         .lines()

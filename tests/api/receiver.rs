@@ -30,6 +30,8 @@ pub struct Answer {
     pub body: String,
     pub retry_after: Option<String>,
     pub delay: Duration,
+    /// An answer that never ends: 64 KiB chunks for as long as it is read.
+    pub endless: bool,
 }
 
 impl Answer {
@@ -39,6 +41,14 @@ impl Answer {
             body: String::new(),
             retry_after: None,
             delay: Duration::ZERO,
+            endless: false,
+        }
+    }
+
+    pub fn endless() -> Self {
+        Self {
+            endless: true,
+            ..Self::ok()
         }
     }
 
@@ -114,6 +124,11 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         .or_else(|| inner.otherwise.lock().unwrap().clone())
         .unwrap_or_else(Answer::ok);
     tokio::time::sleep(answer.delay).await;
+    if answer.endless {
+        let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+        let chunks = futures_util::stream::repeat(Ok::<_, std::convert::Infallible>(chunk));
+        return axum::body::Body::from_stream(chunks).into_response();
+    }
     let mut response = (
         StatusCode::from_u16(answer.status).unwrap(),
         [("content-type", "application/json")],

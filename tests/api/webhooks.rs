@@ -792,22 +792,36 @@ async fn root_token(server: &processes::Server) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_delivery_cut_by_sigkill_is_sent_again_after_a_restart() {
-    let (database_url, _dir) = crate::helpers::fresh_database().await;
+/// A delivering `roster serve` over a fresh database with a superuser
+/// `root`, `root`'s token, an endpoint (id 1) taking `division.created`,
+/// its receiver, and the database's URL (and directory, on SQLite).
+async fn delivering_process() -> (
+    processes::Server,
+    String,
+    Receiver,
+    String,
+    Option<tempfile::TempDir>,
+) {
+    let (database_url, dir) = crate::helpers::fresh_database().await;
     let url = database_url.clone();
-    let first = tokio::task::spawn_blocking(move || {
+    let server = tokio::task::spawn_blocking(move || {
         processes::create_superuser(&url, "root");
         processes::start_with(&url, &DELIVERING)
     })
     .await
     .unwrap();
-    let token = root_token(&first).await;
+    let token = root_token(&server).await;
     let receiver = Receiver::start().await;
     let input = json!({ "url": receiver.url, "eventTypes": ["DIVISION_CREATED"] });
-    ok(&first
+    ok(&server
         .gql(Some(&token), CREATE, json!({ "input": input }))
         .await);
+    (server, token, receiver, database_url, dir)
+}
+
+#[tokio::test]
+async fn a_delivery_cut_by_sigkill_is_sent_again_after_a_restart() {
+    let (first, token, receiver, database_url, _dir) = delivering_process().await;
     // The first request hangs; the process dies while it waits.
     receiver.script([Answer::ok().after(Duration::from_secs(30))]);
     ok(&first
@@ -903,4 +917,39 @@ async fn two_processes_deliver_a_thousand_events_each_exactly_once() {
         reply.body["data"]["webhook"]["deliveries"]["totalCount"],
         1_000
     );
+}
+
+/// The cheapest way to make delivery expensive, against a real process: an
+/// endpoint that answers without end. roster reads its bound and moves on,
+/// in about the time of a normal answer and in little memory.
+#[tokio::test]
+async fn an_endless_answer_is_read_to_its_bound_only() {
+    let (server, token, receiver, _, _dir) = delivering_process().await;
+    receiver.otherwise(Answer::endless());
+    for name in ["A", "B", "C", "D", "E", "F", "G", "H"] {
+        ok(&server
+            .gql(Some(&token), CREATE_DIVISION, json!({ "n": name }))
+            .await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let nodes = loop {
+        let reply = server
+            .gql(Some(&token), DELIVERIES, json!({ "id": "1" }))
+            .await;
+        let nodes = reply.body["data"]["webhook"]["deliveries"]["nodes"].clone();
+        if nodes.as_array().unwrap().len() == 8 && all_settled(&nodes) || Instant::now() > deadline
+        {
+            break nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for node in nodes.as_array().unwrap() {
+        assert_eq!(node["status"], "SUCCEEDED", "{node}");
+        let attempt = &node["attempts"][0];
+        assert_eq!(attempt["statusCode"], 200);
+        // Well within the 2 s timeout: the bound ends the read, not the clock.
+        assert!(attempt["durationMs"].as_i64().unwrap() < 1_500, "{attempt}");
+    }
+    let peak = crate::attacks::peak_kib(&server);
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB");
 }
