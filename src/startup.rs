@@ -153,7 +153,7 @@ pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<
     }
     let deliverer = Arc::new(Deliverer::new(
         db.clone(),
-        caches.clone(),
+        Arc::downgrade(&caches),
         config.webhooks.clone(),
     )?);
     if config.webhooks.concurrency > 0 {

@@ -112,6 +112,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80
         || (first & 0xffc0) == 0xfec0
         || (first == 0x2001 && segments[1] == 0x0db8)
+        // Teredo (an IPv4 address, obfuscated) and local-use NAT64.
+        || (first == 0x2001 && segments[1] == 0)
+        || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
         || first == 0x0100)
 }
 
@@ -140,6 +143,8 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "::7f00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(
                 !is_public(private.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),

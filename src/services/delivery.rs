@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{
-        Arc, PoisonError,
+        Arc, PoisonError, Weak,
         atomic::{AtomicI64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +27,7 @@ use entity::{event, user, webhook, webhook_attempt};
 use hmac::{Hmac, Mac};
 use rand::{Rng, RngExt};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::{Notify, Semaphore};
@@ -43,6 +43,9 @@ use crate::{
     domain::{EventType, fold, parse_remote_id, webhook_url},
     error::{Error, Result},
 };
+
+/// How many times the worker looks again soon after a notice.
+const QUICK_LOOKS: u32 = 4;
 
 /// What a claim's lease adds to twice the timeout.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
@@ -117,7 +120,8 @@ impl Resolve for PublicAddresses {
 /// The delivery worker's state, shared by its tasks; one per process.
 pub struct Deliverer {
     db: DatabaseConnection,
-    caches: Arc<ReadCaches>,
+    /// Weak: the worker ends when the app's state (and its caches) go.
+    caches: Weak<ReadCaches>,
     settings: WebhookSettings,
     client: reqwest::Client,
     /// Added to the system clock: tests and simulations move time on.
@@ -144,7 +148,7 @@ struct Answer {
 impl Deliverer {
     pub fn new(
         db: DatabaseConnection,
-        caches: Arc<ReadCaches>,
+        caches: Weak<ReadCaches>,
         settings: WebhookSettings,
     ) -> anyhow::Result<Self> {
         let mut client = reqwest::Client::builder()
@@ -251,8 +255,9 @@ impl Deliverer {
     /// dropped). Does nothing when the concurrency is 0.
     pub async fn run(self: Arc<Self>, mut gone: tokio::sync::watch::Receiver<()>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
-        // After a notice, deliveries may be moments from committing: look
-        // again shortly before waiting for the next poll.
+        // A notice comes as deliveries are queued, moments before their
+        // transaction commits: look again at 1, 4, 16 and 64 ms before
+        // waiting for the next poll.
         let mut soon: u32 = 0;
         loop {
             let seen = outbox::queued_so_far();
@@ -286,6 +291,8 @@ impl Deliverer {
             if !claimed.is_empty() {
                 soon = 0;
             }
+            // What the claimed deliveries send, in two statements for all.
+            let (endpoints, events) = self.load_for(&claimed).await;
             for delivery in claimed {
                 let slot = slots.clone().try_acquire_owned();
                 let endpoint = delivery.webhook_id;
@@ -304,15 +311,17 @@ impl Deliverer {
                     continue;
                 };
                 let worker = self.clone();
+                let endpoint_row = endpoints.get(&endpoint).cloned();
+                let event = events.get(&delivery.event_id).cloned();
                 tokio::spawn(async move {
-                    worker.deliver(delivery).await;
+                    worker.deliver(delivery, endpoint_row, event).await;
                     worker.free_slot(endpoint);
                     drop(slot);
                     worker.freed.notify_one();
                 });
             }
             if full || outbox::queued_so_far() != seen {
-                soon = 3;
+                soon = QUICK_LOOKS;
                 continue;
             }
             // With every slot taken, a retry that is due waits for a slot.
@@ -323,35 +332,74 @@ impl Deliverer {
             let until_due = Duration::from_millis(u64::try_from(until_due).unwrap_or(0));
             let wait = match soon {
                 0 => self.settings.poll.min(until_due),
-                // 5, 20, then 80 ms.
-                n => Duration::from_millis(5 << ((3 - n.min(3)) * 2)).min(self.settings.poll),
+                n => Duration::from_millis(1 << ((QUICK_LOOKS - n.min(QUICK_LOOKS)) * 2))
+                    .min(self.settings.poll),
             };
             soon = soon.saturating_sub(1);
             tokio::select! {
                 _ = gone.changed() => return,
-                () = &mut notice => soon = 3,
+                () = &mut notice => soon = QUICK_LOOKS,
                 () = self.freed.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    /// The endpoints and events of `claimed`, by id; none when they
+    /// cannot be read (the claims lapse and are tried again).
+    async fn load_for(
+        &self,
+        claimed: &[Claimed],
+    ) -> (
+        HashMap<i64, Arc<webhook::Model>>,
+        HashMap<i64, event::Model>,
+    ) {
+        if claimed.is_empty() {
+            return Default::default();
+        }
+        let endpoint_ids: Vec<i64> = claimed.iter().map(|c| c.webhook_id).collect();
+        let event_ids: Vec<i64> = claimed.iter().map(|c| c.event_id).collect();
+        let endpoints = webhook::Entity::find()
+            .filter(webhook::Column::Id.is_in(endpoint_ids))
+            .all(&self.db)
+            .await;
+        let events = event::Entity::find()
+            .filter(event::Column::Id.is_in(event_ids))
+            .all(&self.db)
+            .await;
+        match (endpoints, events) {
+            (Ok(endpoints), Ok(events)) => (
+                endpoints.into_iter().map(|e| (e.id, Arc::new(e))).collect(),
+                events.into_iter().map(|e| (e.id, e)).collect(),
+            ),
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "cannot read what webhook deliveries send");
+                Default::default()
+            }
+        }
+    }
+
     /// Attempts one claimed delivery and settles it.
-    async fn deliver(&self, claimed: Claimed) {
-        if let Err(error) = self.try_deliver(&claimed).await {
+    async fn deliver(
+        &self,
+        claimed: Claimed,
+        endpoint: Option<Arc<webhook::Model>>,
+        event: Option<event::Model>,
+    ) {
+        if let Err(error) = self.try_deliver(&claimed, endpoint, event).await {
             // The claim lapses and the delivery is tried again.
             tracing::warn!(%error, delivery = claimed.id, "cannot settle a webhook delivery");
         }
     }
 
-    async fn try_deliver(&self, claimed: &Claimed) -> Result<()> {
-        let endpoint = webhook::Entity::find_by_id(claimed.webhook_id)
-            .one(&self.db)
-            .await?;
-        let event = event::Entity::find_by_id(claimed.event_id)
-            .one(&self.db)
-            .await?;
+    async fn try_deliver(
+        &self,
+        claimed: &Claimed,
+        endpoint: Option<Arc<webhook::Model>>,
+        event: Option<event::Model>,
+    ) -> Result<()> {
         let (Some(endpoint), Some(event)) = (endpoint, event) else {
+            // Deleted since (or not loaded): its claim lapses.
             return Ok(());
         };
         if !endpoint.is_active {
@@ -440,8 +488,11 @@ impl Deliverer {
             _ => false,
         };
         txn.commit().await?;
-        if synced && let Some(user_id) = event.target_user_id {
-            self.caches.user_changed(user_id);
+        if synced
+            && let Some(user_id) = event.target_user_id
+            && let Some(caches) = self.caches.upgrade()
+        {
+            caches.user_changed(user_id);
         }
         Ok(())
     }
