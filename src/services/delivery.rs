@@ -27,14 +27,17 @@ use entity::{event, user, webhook, webhook_attempt};
 use hmac::{Hmac, Mac};
 use rand::{Rng, RngExt};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    sea_query::Expr,
+};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::{Notify, Semaphore};
 
 use super::{
     events::{self, Actor, Target},
-    outbox::{self, Claimed, Settled},
+    outbox::{self, Claimed, Room, Settled},
     read_cache::ReadCaches,
     webhooks,
 };
@@ -136,6 +139,27 @@ pub struct Deliverer {
     next_due: AtomicI64,
 }
 
+/// The endpoints and the events of claimed deliveries, by id.
+type Loaded = (
+    HashMap<i64, Arc<webhook::Model>>,
+    HashMap<i64, event::Model>,
+);
+
+/// Held by a delivery task: when it ends, however it ends, its endpoint's
+/// count goes down, its slot is free, and the worker hears of it.
+struct SlotGuard {
+    worker: Arc<Deliverer>,
+    endpoint: i64,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.worker.free_slot(self.endpoint);
+        self.worker.freed.notify_one();
+    }
+}
+
 /// What one attempt got.
 struct Answer {
     status: Option<u16>,
@@ -209,18 +233,71 @@ impl Deliverer {
         (self.settings.concurrency / 2).max(1)
     }
 
-    /// The endpoints with as many deliveries in flight here as they may.
-    fn busy_endpoints(&self) -> Vec<i64> {
+    /// How many more deliveries each endpoint may have in flight here
+    /// (`only_idle`: none for an endpoint with any in flight).
+    fn room(&self, only_idle: bool) -> Room {
         let cap = self.per_endpoint();
         let in_flight = self
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        in_flight
-            .iter()
-            .filter(|(_, n)| **n >= cap)
-            .map(|(id, _)| *id)
-            .collect()
+        let left = |n: usize| match only_idle {
+            true => 0,
+            false => cap.saturating_sub(n) as u64,
+        };
+        Room {
+            each: cap as u64,
+            left: in_flight
+                .iter()
+                .map(|(id, n)| (*id, *n as u64, left(*n)))
+                .collect(),
+        }
+    }
+
+    /// The slots only endpoints with nothing in flight here may take: a
+    /// quarter, so that however many endpoints hang, the others go on.
+    fn reserve(&self) -> u64 {
+        (self.settings.concurrency / 4) as u64
+    }
+
+    /// Loads what `claimed` send and sends each on a task of its own.
+    async fn start(self: &Arc<Self>, claimed: Vec<Claimed>, slots: &Arc<Semaphore>) {
+        // What the claimed deliveries send, in two statements for all;
+        // when it cannot be read, they go back to the queue.
+        let Some((endpoints, events)) = self.load_for(&claimed).await else {
+            for delivery in &claimed {
+                let _ = outbox::settle(&self.db, delivery, Settled::Released).await;
+            }
+            return;
+        };
+        for delivery in claimed {
+            let slot = slots.clone().try_acquire_owned();
+            let endpoint = delivery.webhook_id;
+            let Ok(slot) = slot
+                .map_err(drop)
+                .and_then(|slot| match self.take_slot(endpoint) {
+                    true => Ok(slot),
+                    false => Err(()),
+                })
+            else {
+                // Its endpoint has its share in flight: back to the queue.
+                if let Err(error) = outbox::settle(&self.db, &delivery, Settled::Released).await {
+                    tracing::warn!(%error, "cannot release a webhook delivery");
+                }
+                continue;
+            };
+            let worker = self.clone();
+            let endpoint_row = endpoints.get(&endpoint).cloned();
+            let event = events.get(&delivery.event_id).cloned();
+            tokio::spawn(async move {
+                let _done = SlotGuard {
+                    worker: worker.clone(),
+                    endpoint,
+                    _slot: slot,
+                };
+                worker.deliver(delivery, endpoint_row, event).await;
+            });
+        }
     }
 
     /// Counts a delivery to `endpoint` in, when it has room.
@@ -275,50 +352,28 @@ impl Deliverer {
                     Ordering::Acquire,
                 );
             }
-            let claimed = match free {
-                0 => Vec::new(),
-                _ => {
-                    let lease = now.saturating_add(self.lease());
-                    let busy = self.busy_endpoints();
-                    outbox::claim(&self.db, now, lease, free, &busy).await
-                }
-                .unwrap_or_else(|error| {
-                    tracing::warn!(%error, "cannot claim webhook deliveries");
-                    Vec::new()
-                }),
-            };
-            let full = free > 0 && claimed.len() as u64 == free;
-            if !claimed.is_empty() {
-                soon = 0;
-            }
-            // What the claimed deliveries send, in two statements for all.
-            let (endpoints, events) = self.load_for(&claimed).await;
-            for delivery in claimed {
-                let slot = slots.clone().try_acquire_owned();
-                let endpoint = delivery.webhook_id;
-                let Ok(slot) = slot
-                    .map_err(drop)
-                    .and_then(|slot| match self.take_slot(endpoint) {
-                        true => Ok(slot),
-                        false => Err(()),
-                    })
-                else {
-                    // Its endpoint has its share in flight: back to the queue.
-                    if let Err(error) = outbox::settle(&self.db, &delivery, Settled::Released).await
-                    {
-                        tracing::warn!(%error, "cannot release a webhook delivery");
-                    }
-                    continue;
+            // First what endpoints with nothing in flight here have due;
+            // then, leaving a quarter of the slots to them, the others.
+            let mut full = false;
+            for only_idle in [true, false] {
+                let free = slots.available_permits() as u64;
+                let limit = match only_idle {
+                    true => free,
+                    false => free.saturating_sub(self.reserve()),
                 };
-                let worker = self.clone();
-                let endpoint_row = endpoints.get(&endpoint).cloned();
-                let event = events.get(&delivery.event_id).cloned();
-                tokio::spawn(async move {
-                    worker.deliver(delivery, endpoint_row, event).await;
-                    worker.free_slot(endpoint);
-                    drop(slot);
-                    worker.freed.notify_one();
-                });
+                if limit == 0 {
+                    continue;
+                }
+                let lease = now.saturating_add(self.lease());
+                let room = self.room(only_idle);
+                let claimed = outbox::claim(&self.db, now, lease, limit, &room)
+                    .await
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "cannot claim webhook deliveries");
+                        Vec::new()
+                    });
+                full |= claimed.len() as u64 == limit;
+                self.start(claimed, &slots).await;
             }
             if full || outbox::queued_so_far() != seen {
                 soon = QUICK_LOOKS;
@@ -346,16 +401,10 @@ impl Deliverer {
     }
 
     /// The endpoints and events of `claimed`, by id; none when they
-    /// cannot be read (the claims lapse and are tried again).
-    async fn load_for(
-        &self,
-        claimed: &[Claimed],
-    ) -> (
-        HashMap<i64, Arc<webhook::Model>>,
-        HashMap<i64, event::Model>,
-    ) {
+    /// cannot be read.
+    async fn load_for(&self, claimed: &[Claimed]) -> Option<Loaded> {
         if claimed.is_empty() {
-            return Default::default();
+            return Some(Default::default());
         }
         let endpoint_ids: Vec<i64> = claimed.iter().map(|c| c.webhook_id).collect();
         let event_ids: Vec<i64> = claimed.iter().map(|c| c.event_id).collect();
@@ -368,13 +417,13 @@ impl Deliverer {
             .all(&self.db)
             .await;
         match (endpoints, events) {
-            (Ok(endpoints), Ok(events)) => (
+            (Ok(endpoints), Ok(events)) => Some((
                 endpoints.into_iter().map(|e| (e.id, Arc::new(e))).collect(),
                 events.into_iter().map(|e| (e.id, e)).collect(),
-            ),
+            )),
             (Err(error), _) | (_, Err(error)) => {
                 tracing::warn!(%error, "cannot read what webhook deliveries send");
-                Default::default()
+                None
             }
         }
     }
@@ -456,29 +505,37 @@ impl Deliverer {
                 "The endpoint answered 410 Gone at {}.",
                 time_of(attempted_at).to_rfc3339_opts(SecondsFormat::Secs, true)
             );
-            let off = webhook::ActiveModel {
-                id: Set(endpoint.id),
-                is_active: Set(false),
-                disabled_reason: Set(Some(reason)),
-                updated_at: Set(crate::clock::now()),
-                ..Default::default()
+            // Only while it is on: several 410s in flight turn it off
+            // once, and one that was in flight when it was turned on again
+            // does not undo that.
+            let turned_off = webhook::Entity::update_many()
+                .col_expr(webhook::Column::IsActive, Expr::value(false))
+                .col_expr(webhook::Column::DisabledReason, Expr::value(reason.clone()))
+                .col_expr(webhook::Column::UpdatedAt, Expr::value(crate::clock::now()))
+                .filter(webhook::Column::Id.eq(endpoint.id))
+                .filter(webhook::Column::IsActive.eq(true))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if turned_off == 1 {
+                let mut off = (*endpoint).clone();
+                off.is_active = false;
+                off.disabled_reason = Some(reason);
+                let payload =
+                    json!({ "before": webhooks::view(&endpoint), "after": webhooks::view(&off) });
+                let actor = Actor {
+                    name: Some(ROSTER.to_owned()),
+                    ..Actor::default()
+                };
+                events::record(
+                    &txn,
+                    &actor,
+                    EventType::WebhookUpdated,
+                    Target::default(),
+                    payload,
+                )
+                .await?;
             }
-            .update(&txn)
-            .await?;
-            let payload =
-                json!({ "before": webhooks::view(&endpoint), "after": webhooks::view(&off) });
-            let actor = Actor {
-                name: Some(ROSTER.to_owned()),
-                ..Actor::default()
-            };
-            events::record(
-                &txn,
-                &actor,
-                EventType::WebhookUpdated,
-                Target::default(),
-                payload,
-            )
-            .await?;
         }
         let synced = match (remote_id, event.target_user_id) {
             (Some(remote_id), Some(user_id)) => {
@@ -650,11 +707,24 @@ async fn store_remote_id(
     if found.remote_id == Some(remote_id.clone()) || found.remote_id != known {
         return Ok(false);
     }
-    let before = found.remote_id.clone();
-    let mut row: user::ActiveModel = found.into();
-    row.remote_id_folded = Set(Some(fold(&remote_id)));
-    row.remote_id = Set(Some(remote_id.clone()));
-    row.update(txn).await?;
+    // Written only if it is still so (on PostgreSQL another transaction
+    // may change it after the read above).
+    let still = match &known {
+        Some(id) => user::Column::RemoteId.eq(id.clone()),
+        None => user::Column::RemoteId.is_null(),
+    };
+    let written = user::Entity::update_many()
+        .col_expr(user::Column::RemoteId, Expr::value(remote_id.clone()))
+        .col_expr(user::Column::RemoteIdFolded, Expr::value(fold(&remote_id)))
+        .filter(user::Column::Id.eq(user_id))
+        .filter(still)
+        .exec(txn)
+        .await?
+        .rows_affected;
+    if written != 1 {
+        return Ok(false);
+    }
+    let before = known;
     let actor = Actor {
         name: Some(format!("webhook {webhook_id}")),
         ..Actor::default()

@@ -121,33 +121,64 @@ pub struct Claimed {
     pub locked_until: i64,
 }
 
+/// How many deliveries to each endpoint a worker may still take.
+#[derive(Debug, Clone, Default)]
+pub struct Room {
+    /// For an endpoint with nothing in flight.
+    pub each: u64,
+    /// The endpoints with deliveries in flight: ids, how many, and the
+    /// room left.
+    pub left: Vec<(i64, u64, u64)>,
+}
+
 /// Claims up to `limit` deliveries due at `now_ms` whose endpoint is
-/// active and not in `busy`, each until `lease_until_ms`.
+/// active, each until `lease_until_ms`, at most `room` for each endpoint,
+/// taking each endpoint's oldest first and the endpoints in turn, those
+/// with fewer in flight first (the oldest of an idle endpoint, then the
+/// oldest of one with one in flight or the second of the idle one…), so
+/// that an endpoint with a backlog does not take the slots of the others.
 pub async fn claim(
     db: &impl ConnectionTrait,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u64,
-    busy: &[i64],
+    room: &Room,
 ) -> Result<Vec<Claimed>> {
     let backend = db.get_database_backend();
     let skip_locked = match backend {
         DbBackend::Postgres => "FOR UPDATE OF d SKIP LOCKED",
         _ => "",
     };
-    // Endpoints ids are numbers the worker holds, not client text.
-    let not_busy = match busy.is_empty() {
-        true => String::new(),
+    // Ids and counts the worker holds, not client text.
+    let case = |value: fn(&(i64, u64, u64)) -> u64, otherwise: u64| match room.left.is_empty() {
+        true => otherwise.to_string(),
         false => {
-            let ids: Vec<String> = busy.iter().map(i64::to_string).collect();
-            format!("AND d.webhook_id NOT IN ({})", ids.join(", "))
+            let cases: String = room
+                .left
+                .iter()
+                .map(|entry| format!(" WHEN {} THEN {}", entry.0, value(entry)))
+                .collect();
+            format!("CASE r.webhook_id{cases} ELSE {otherwise} END")
         }
     };
+    let room_of = case(|entry| entry.2, room.each);
+    let in_flight = case(|entry| entry.1, 0);
+    // The ranking reads a snapshot; the conditions are asked again of `d`
+    // (and of the row updated), which PostgreSQL checks against the row's
+    // latest version once it holds its lock: a row another process claimed
+    // meanwhile is passed over, not claimed twice.
     let sql = format!(
-        "UPDATE webhook_deliveries SET locked_until = $1 WHERE id IN ( \
-         SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $2 AND d.locked_until <= $2 \
-         AND w.is_active {not_busy} ORDER BY d.next_attempt_at, d.id LIMIT $3 {skip_locked}) \
+        "UPDATE webhook_deliveries SET locked_until = $1 \
+         WHERE status = 'pending' AND locked_until <= $2 AND id IN ( \
+         SELECT d.id FROM webhook_deliveries d JOIN ( \
+           SELECT q.id, q.webhook_id, q.next_attempt_at, ROW_NUMBER() OVER ( \
+             PARTITION BY q.webhook_id ORDER BY q.next_attempt_at, q.id) AS turn \
+           FROM webhook_deliveries q JOIN webhooks w ON w.id = q.webhook_id \
+           WHERE q.status = 'pending' AND q.next_attempt_at <= $2 AND q.locked_until <= $2 \
+           AND w.is_active) r ON r.id = d.id \
+         WHERE r.turn <= {room_of} \
+         AND d.status = 'pending' AND d.next_attempt_at <= $2 AND d.locked_until <= $2 \
+         ORDER BY r.turn + {in_flight}, r.next_attempt_at, r.id LIMIT $3 {skip_locked}) \
          RETURNING id, webhook_id, event_id, attempt_count, locked_until"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -94,9 +94,19 @@ pub fn view(endpoint: &webhook::Model) -> Value {
     let origin = url::Url::parse(&endpoint.url)
         .map(|url| url.origin().ascii_serialization())
         .unwrap_or_default();
+    // A change of path or query still shows, as a change of fingerprint.
+    let fingerprint = {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(endpoint.url.as_bytes());
+        digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     json!({
         "id": endpoint.id.to_string(),
         "origin": origin,
+        "urlFingerprint": fingerprint,
         "description": endpoint.description,
         "eventTypes": types,
         "isActive": endpoint.is_active,
@@ -333,8 +343,9 @@ pub async fn redeliver(
 }
 
 /// `replayWebhookEvents`: queues for endpoint `id` every event since
-/// `since` that it takes and has no pending delivery of (oldest first, at
-/// most `ROSTER_WEBHOOK_REPLAY_LIMIT`). Returns how many.
+/// `since` that it takes and missed: that has no delivery to it pending
+/// or succeeded (oldest first, at most `ROSTER_WEBHOOK_REPLAY_LIMIT`).
+/// Returns how many.
 pub async fn replay(
     db: &DatabaseConnection,
     settings: &WebhookSettings,
@@ -358,7 +369,8 @@ pub async fn replay(
              WHERE e.occurred_at >= $4 \
              AND ($5 = $6 OR $5 LIKE ('%,' || e.event_type || ',%')) \
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                 WHERE d.webhook_id = $1 AND d.event_id = e.id AND d.status = 'pending') \
+                 WHERE d.webhook_id = $1 AND d.event_id = e.id \
+                 AND d.status IN ('pending', 'succeeded')) \
              ORDER BY e.id LIMIT $7",
             [
                 endpoint.id.into(),

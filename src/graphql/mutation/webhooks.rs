@@ -134,8 +134,8 @@ impl WebhookMutation {
     }
 
     /// A superuser queues for an endpoint every event since `since` that it
-    /// takes (and has no pending delivery of), oldest first, at most
-    /// ROSTER_WEBHOOK_REPLAY_LIMIT; returns how many.
+    /// takes and missed (no delivery of it pending or succeeded), oldest
+    /// first, at most ROSTER_WEBHOOK_REPLAY_LIMIT; returns how many.
     async fn replay_webhook_events(
         &self,
         ctx: &Context<'_>,
