@@ -5,8 +5,9 @@
 //! settles each delivery after each attempt.
 //!
 //! What bounds it: `concurrency` deliveries in flight per process (half
-//! of them at most to one endpoint, so that a dead endpoint cannot hold
-//! up the others' deliveries), each
+//! of them at most to one endpoint, and a quarter kept for endpoints with
+//! none in flight, so that dead endpoints cannot hold up the others'
+//! deliveries), each
 //! within `timeout` (connecting, sending and reading the answer), an
 //! answer read up to `max_response_bytes`; redirects are not followed and
 //! no proxy is used; names that resolve only to loopback, private or

@@ -75,6 +75,8 @@ pub async fn spawn_counted_app(configure: impl FnOnce(&mut Config)) -> (TestApp,
         seen.fetch_add(1, Ordering::SeqCst);
     });
     let mut config = Config::with_database(database_url.clone());
+    // The webhook worker's polls would be counted too.
+    config.webhooks.concurrency = 0;
     configure(&mut config);
     let app = spawn_app_over(db, config, database_url, dir).await;
     (app, counter)
