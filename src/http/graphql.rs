@@ -147,10 +147,13 @@ pub async fn handle(
         // Other processes learn of the change before the client does.
         state.app.caches.await_own_changes(&state.app.db).await;
     }
-    if wrote.iter().all(|w| *w == Wrote::Nothing)
-        && let Some(forget) = forget.as_mut()
-    {
-        forget.disarm();
+    if wrote.iter().all(|w| *w == Wrote::Nothing) {
+        if let Some(forget) = forget.as_mut() {
+            forget.disarm();
+        }
+    } else {
+        // What it queued has committed: the webhook worker may send it.
+        state.app.deliverer.look_now();
     }
     respond(content_type, batched, answers)
 }

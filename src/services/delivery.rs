@@ -151,12 +151,15 @@ type Loaded = (
 struct SlotGuard {
     worker: Arc<Deliverer>,
     endpoint: i64,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.worker.free_slot(self.endpoint);
+        // The slot is free before the worker hears of it, or it could look
+        // on another thread, find none, and wait for the next poll.
+        drop(self.slot.take());
         self.worker.freed.notify_one();
     }
 }
@@ -209,6 +212,14 @@ impl Deliverer {
     pub fn advance(&self, by: Duration) {
         let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(by, Ordering::AcqRel);
+        self.freed.notify_one();
+    }
+
+    /// Has the worker look for due deliveries now: after a change that may
+    /// have queued some has committed (the notice from the outbox comes
+    /// before the commit, and on a busy machine the quick looks after it
+    /// can all come too soon).
+    pub fn look_now(&self) {
         self.freed.notify_one();
     }
 
@@ -294,7 +305,7 @@ impl Deliverer {
                 let _done = SlotGuard {
                     worker: worker.clone(),
                     endpoint,
-                    _slot: slot,
+                    slot: Some(slot),
                 };
                 worker.deliver(delivery, endpoint_row, event).await;
             });
