@@ -8,7 +8,7 @@ use std::{
 use anyhow::Context as _;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbBackend,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions},
 };
 use tokio::net::TcpListener;
@@ -125,6 +125,45 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {}", one_line(&e)))
 }
 
+/// On PostgreSQL, makes sure of the trigram indexes of migration 19: where
+/// `pg_trgm` could not be created then, tries again (a superuser may have
+/// created the extension since), and says so at start when they are still
+/// missing: substring searches then scan the users table, correct but
+/// slower.
+async fn check_substring_indexes(db: &DatabaseConnection) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let count = || async {
+        let statement = sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = 'users' AND indexname LIKE 'users\\_%\\_trgm\\_idx'",
+        );
+        match db.query_one_raw(statement).await {
+            Ok(Some(row)) => row.try_get::<i64>("", "n").unwrap_or(0),
+            _ => 0,
+        }
+    };
+    let wanted = migration::SUBSTRING_INDEXED_COLUMNS.len() as i64;
+    if count().await >= wanted {
+        return;
+    }
+    if let Err(error) = db
+        .execute_unprepared(&migration::postgres_substring_indexes())
+        .await
+    {
+        tracing::warn!(error = %one_line(&error), "cannot create the trigram indexes");
+    }
+    if count().await < wanted {
+        tracing::warn!(
+            "the pg_trgm extension is missing, so substring searches scan the users \
+             table; once a superuser runs CREATE EXTENSION pg_trgm in this database, \
+             roster creates its indexes at its next start"
+        );
+    }
+}
+
 /// Connects, migrates and loads the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let url = &config.database_url;
@@ -137,6 +176,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// made elsewhere (tests hook a statement counter into theirs).
 pub async fn state_on(db: DatabaseConnection, config: Config) -> anyhow::Result<AppState> {
     migrate(&db).await?;
+    check_substring_indexes(&db).await;
     let secret = services::settings::jwt_secret(&db, config.jwt_secret.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the JWT secret: {e}"))?;

@@ -20,6 +20,7 @@ mod m20261201_000015_create_group_permissions;
 mod m20261201_000016_create_events;
 mod m20261201_000017_add_user_remote_ids;
 mod m20261202_000018_create_webhooks;
+mod m20261202_000019_create_substring_indexes;
 
 /// A column of case-folded text. On PostgreSQL it compares in byte order
 /// (`COLLATE "C"`), as SQLite does, so both order and page the same way and
@@ -30,6 +31,10 @@ pub(crate) fn folded(manager: &SchemaManager, mut column: ColumnDef) -> ColumnDe
     }
     column
 }
+
+pub use m20261202_000019_create_substring_indexes::{
+    COLUMNS as SUBSTRING_INDEXED_COLUMNS, postgres_up as postgres_substring_indexes,
+};
 
 pub struct Migrator;
 
@@ -55,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000016_create_events::Migration),
             Box::new(m20261201_000017_add_user_remote_ids::Migration),
             Box::new(m20261202_000018_create_webhooks::Migration),
+            Box::new(m20261202_000019_create_substring_indexes::Migration),
         ]
     }
 }

@@ -16,7 +16,10 @@ use crate::{
     domain::Permissions,
     error::{Error, Result},
     request_deadline::spawn_within_deadline,
-    services::reads::Reader,
+    services::{
+        access::{Access, Account},
+        reads::{DetailWants, Reader},
+    },
 };
 
 type LoadResult<V> = std::result::Result<HashMap<i64, V>, async_graphql::Error>;
@@ -140,6 +143,27 @@ impl Loaders {
         lazily(&self.permissions_by_group, &self.reader, PermissionsByGroup)
     }
 
+    /// The user `id` for `user(id:)`: with their division and groups in
+    /// the same statement when `wants` asks for them and the user is not
+    /// cached, given to this request's loaders, so that the fields under
+    /// the user read nothing more.
+    pub async fn user_in_detail(
+        &self,
+        access: &Access,
+        id: &str,
+        wants: DetailWants,
+    ) -> Result<Arc<Account>> {
+        let found = self.reader.user_in_detail(access, id, wants).await?;
+        let user = &found.account.user;
+        if let (Some(Some(division)), Some(division_id)) = (found.division, user.division_id) {
+            self.division_by_id().feed_one(division_id, division).await;
+        }
+        if let Some(groups) = found.groups {
+            self.groups_by_user().feed_one(user.id, groups).await;
+        }
+        Ok(found.account)
+    }
+
     /// Loads, in one batch per level, what the selection will ask of these
     /// users (divisions and their parents, groups, their member counts and
     /// permissions, the users' permissions), so that the statements of a
@@ -149,38 +173,61 @@ impl Loaders {
         users: &[&user::Model],
         wants: UserWants,
     ) -> async_graphql::Result<()> {
-        if wants.division {
-            let ids: Vec<i64> = users.iter().filter_map(|u| u.division_id).collect();
-            let divisions = self.division_by_id().load_many(ids).await?;
-            if wants.division_parent {
-                let parents: Vec<i64> = divisions.values().filter_map(|d| d.parent_id).collect();
-                self.division_by_id().load_many(parents).await?;
+        // The three chains are independent: issued together, a page waits
+        // for the longest, not for their sum.
+        let divisions = async {
+            if wants.division {
+                let ids: Vec<i64> = users.iter().filter_map(|u| u.division_id).collect();
+                let divisions = self.division_by_id().load_many(ids).await?;
+                if wants.division_parent {
+                    let parents: Vec<i64> =
+                        divisions.values().filter_map(|d| d.parent_id).collect();
+                    self.division_by_id().load_many(parents).await?;
+                }
             }
-        }
-        if wants.groups {
-            let groups = self
-                .groups_by_user()
-                .load_many(users.iter().map(|u| u.id))
-                .await?;
-            let ids = || -> Vec<i64> {
-                groups
-                    .values()
-                    .flat_map(|g| g.iter().map(|g| g.id))
-                    .collect()
-            };
-            if wants.group_member_count {
-                self.member_count_by_group().load_many(ids()).await?;
+            async_graphql::Result::Ok(())
+        };
+        let groups = async {
+            if wants.groups {
+                let groups = self
+                    .groups_by_user()
+                    .load_many(users.iter().map(|u| u.id))
+                    .await?;
+                let ids = || -> Vec<i64> {
+                    groups
+                        .values()
+                        .flat_map(|g| g.iter().map(|g| g.id))
+                        .collect()
+                };
+                let counts = async {
+                    if wants.group_member_count {
+                        self.member_count_by_group().load_many(ids()).await?;
+                    }
+                    async_graphql::Result::Ok(())
+                };
+                let carried = async {
+                    if wants.group_permissions {
+                        self.permissions_by_group().load_many(ids()).await?;
+                    }
+                    async_graphql::Result::Ok(())
+                };
+                let (counts, carried): (async_graphql::Result<()>, async_graphql::Result<()>) =
+                    futures_util::future::join(counts, carried).await;
+                counts.and(carried)?;
             }
-            if wants.group_permissions {
-                self.permissions_by_group().load_many(ids()).await?;
+            async_graphql::Result::Ok(())
+        };
+        let permissions = async {
+            if wants.permissions {
+                self.permissions_by_user()
+                    .load_many(users.iter().map(|u| u.id))
+                    .await?;
             }
-        }
-        if wants.permissions {
-            self.permissions_by_user()
-                .load_many(users.iter().map(|u| u.id))
-                .await?;
-        }
-        Ok(())
+            async_graphql::Result::Ok(())
+        };
+        let (divisions, groups, permissions) =
+            futures_util::future::join3(divisions, groups, permissions).await;
+        divisions.and(groups).and(permissions)
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     types::{Division, Group, User, Webhook},
 };
 use crate::services::{
-    reads::{UserScope, pagination::PageArgs},
+    reads::{DetailWants, UserScope, pagination::PageArgs},
     webhooks,
 };
 
@@ -35,7 +35,14 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(desc = "The user.")] id: ID,
     ) -> async_graphql::Result<Option<User>> {
-        let account = loaders(ctx)?.reader.user(access(ctx), id.as_str()).await?;
+        let look = ctx.look_ahead();
+        let wants = DetailWants {
+            division: look.field("division").exists(),
+            groups: look.field("groups").exists(),
+        };
+        let account = loaders(ctx)?
+            .user_in_detail(access(ctx), id.as_str(), wants)
+            .await?;
         Ok(Some(User::of_account(&account)))
     }
 

@@ -33,7 +33,7 @@ use std::{
     mem::size_of,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -153,7 +153,7 @@ pub struct ReadCaches {
     /// Markers this process sent through PostgreSQL's change channel, as
     /// the listener hears them back (see [`ReadCaches::await_own_changes`]).
     markers: tokio::sync::broadcast::Sender<u64>,
-    next_marker: std::sync::atomic::AtomicU64,
+    next_marker: AtomicU64,
     /// Tells this process's markers from other processes'.
     process: u64,
     /// Dropped with the caches: tells their listener to stop.
@@ -175,7 +175,7 @@ impl ReadCaches {
             divisions: ReadCache::new(ttl, each, enabled),
             groups_by_user: ReadCache::new(ttl, each, enabled),
             markers: tokio::sync::broadcast::Sender::new(1024),
-            next_marker: std::sync::atomic::AtomicU64::new(0),
+            next_marker: AtomicU64::new(0),
             process: rand::random(),
             gone: tokio::sync::watch::Sender::new(()),
         }
@@ -294,6 +294,9 @@ pub struct ReadCache<K, V> {
     max_bytes: usize,
     enabled: AtomicBool,
     entries: Mutex<Entries<K, V>>,
+    /// How many times anything was forgotten: [`ReadCache::fill`] keeps a
+    /// value only if nothing was since it began to read it.
+    forgets: AtomicU64,
 }
 
 /// The entries, with what they weigh and when expired ones were last swept.
@@ -351,6 +354,7 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
                 bytes: 0,
                 swept: Instant::now(),
             }),
+            forgets: AtomicU64::new(0),
         };
         cache.set_enabled(enabled);
         cache
@@ -509,12 +513,39 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
 
     /// Forgets `key`, loaded or loading.
     pub fn forget(&self, key: &K) {
+        // Counted before the entries are touched: a fill that saw the old
+        // count under the lock came first, and is forgotten here.
+        self.forgets.fetch_add(1, Ordering::AcqRel);
         self.lock().remove(key);
     }
 
     /// Forgets everything.
     pub fn forget_all(&self) {
+        self.forgets.fetch_add(1, Ordering::AcqRel);
         self.lock().clear();
+    }
+
+    /// Where [`ReadCache::fill`] starts from: taken before reading a value
+    /// elsewhere than through this cache.
+    pub fn epoch(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
+    /// Keeps `value` for `key`, read by a statement that began at `epoch`,
+    /// unless something was forgotten since (it may be stale) or `key` has
+    /// a value already.
+    pub fn fill(&self, key: K, value: V, epoch: u64) {
+        if !self.is_enabled() {
+            return;
+        }
+        let mut entries = self.lock();
+        if self.forgets.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        let entry = self.entry(&mut entries, key.clone());
+        if entry.value.set(value.clone()).is_ok() {
+            self.weigh(&mut entries, &key, &entry, &value);
+        }
     }
 
     /// Turns the cache on or off; either way it starts empty.

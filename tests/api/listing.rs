@@ -892,3 +892,43 @@ async fn users_with_division_and_groups_runs_the_same_few_statements_for_any_pag
     fx.app.gql_as(Some(&fx.staff_token), "{ users(first: 100) { totalCount nodes { username division { name } groups { name } } } }", Value::Null).await;
     assert_eq!(counter.load(Ordering::SeqCst), 5);
 }
+
+async fn read_user(fx: &Fixture, i: usize) -> Value {
+    let query = "query($id: ID!) { user(id: $id) { username division { name } groups { name } } }";
+    let variables = json!({ "id": fx.ids[i].to_string() });
+    let reply = fx.app.gql_as(Some(&fx.staff_token), query, variables).await;
+    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+    reply.body["data"].clone()
+}
+
+/// `user(id)` reads the user with their division and groups in one
+/// statement when nothing has them cached, and nothing at all when the
+/// caches have them.
+#[tokio::test]
+async fn a_user_with_division_and_groups_is_read_in_one_statement() {
+    let bob = json!({ "user": {
+        "username": "Bob",
+        "division": { "name": "Platform" },
+        "groups": [{ "name": "Admins" }, { "name": "Manager" }],
+    } });
+    let percent = json!({ "user": { "username": "percent", "division": null, "groups": [] } });
+    // Without caches: the token check, then the user with the rest.
+    let (app, counter) = spawn_counted_app(|config| config.cache = std::time::Duration::ZERO).await;
+    let fx = fixture_on(app).await;
+    for (i, expected) in [(1, &bob), (3, &percent)] {
+        counter.store(0, Ordering::SeqCst);
+        assert_eq!(&read_user(&fx, i).await, expected);
+        assert_eq!(counter.load(Ordering::SeqCst), 2);
+    }
+    // With caches: the user with the rest, then nothing.
+    let (app, counter) =
+        spawn_counted_app(|config| config.cache = std::time::Duration::from_secs(600)).await;
+    let fx = fixture_on(app).await;
+    fx.app.settle().await;
+    read_user(&fx, 5).await;
+    for expected in [1, 0] {
+        counter.store(0, Ordering::SeqCst);
+        assert_eq!(read_user(&fx, 1).await, bob);
+        assert_eq!(counter.load(Ordering::SeqCst), expected);
+    }
+}

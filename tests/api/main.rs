@@ -23,5 +23,6 @@ mod reads;
 mod receiver;
 mod remote_ids;
 mod schema;
+mod substrings;
 mod transport;
 mod webhooks;

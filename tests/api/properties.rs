@@ -21,12 +21,24 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app};
 
 const FIRST: &[&str] = &[
-    "Ann", "anna", "Émile", "ÉMILE", "Bo", "50%", "a_b", "Zoë", "",
+    "Ann", "anna", "Émile", "ÉMILE", "Bo", "50%", "a_b", "Zoë", "", "Straße",
 ];
-const LAST: &[&str] = &["Smith", "smith", "Öz", "O'Neil", "x\\y", "Smithers", ""];
-/// Values that filters look for: cases, Unicode, wildcards, empties.
+const LAST: &[&str] = &[
+    "Smith",
+    "smith",
+    "Öz",
+    "O'Neil",
+    "x\\y",
+    "Smithers",
+    "",
+    "Say \"hi\"",
+];
+/// Values that filters look for: cases, Unicode, wildcards, empties, and
+/// (3 characters or more, which the trigram indexes serve) folds that
+/// grow (ß is ss), quotes, and parts of emails.
 const NEEDLES: &[&str] = &[
-    "a", "A", "an", "émile", "É", "%", "_", "\\", "smith", "S", "z", "", "ë", "0",
+    "a", "A", "an", "émile", "É", "%", "_", "\\", "smith", "S", "z", "", "ë", "0", "SSE", "aße",
+    "MITH", "\"hi", "y \"", "a%b", "x_y", "émi", "ÉMI", "ple.c", "@ex", "mail1", "il2@",
 ];
 
 struct World {
@@ -258,11 +270,25 @@ fn key(u: &user::Model, field: &str) -> (u8, String, Option<DateTime<Utc>>, i64)
     }
 }
 
-fn reference(world: &World, filter: &Option<Filter>, order: &[Order]) -> Vec<String> {
+/// Whether `search` finds `u` for a viewer who sees emails.
+fn found(u: &user::Model, search: &str) -> bool {
+    let needle = fold(search);
+    [&u.username, &u.first_name, &u.last_name, &u.email]
+        .iter()
+        .any(|text| fold(text).contains(&needle))
+}
+
+fn reference(
+    world: &World,
+    filter: &Option<Filter>,
+    search: &Option<String>,
+    order: &[Order],
+) -> Vec<String> {
     let mut rows: Vec<&user::Model> = world
         .users
         .iter()
         .filter(|u| filter.as_ref().is_none_or(|f| f.matches(u)))
+        .filter(|u| search.as_deref().is_none_or(|term| found(u, term)))
         .collect();
     let id_descending = order.last().is_some_and(|o| o.descending);
     rows.sort_by(|a, b| {
@@ -303,8 +329,8 @@ fn order() -> impl Strategy<Value = Vec<Order>> {
     )
 }
 
-const QUERY: &str = "query($f: UserFilter, $o: [UserOrder!], $first: Int, $after: String, $last: Int, $before: String, $offset: Int, $limit: Int) {
-  users(filter: $f, orderBy: $o, first: $first, after: $after, last: $last, before: $before, offset: $offset, limit: $limit) {
+const QUERY: &str = "query($f: UserFilter, $s: String, $o: [UserOrder!], $first: Int, $after: String, $last: Int, $before: String, $offset: Int, $limit: Int) {
+  users(filter: $f, search: $s, orderBy: $o, first: $first, after: $after, last: $last, before: $before, offset: $offset, limit: $limit) {
     totalCount nodes { username } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
 
 fn names(body: &Value) -> Vec<String> {
@@ -316,8 +342,14 @@ fn names(body: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn check(world: &World, filter: Option<Filter>, order: Vec<Order>, size: i64, offset: i64) {
-    let expected = reference(world, &filter, &order);
+async fn check(
+    world: &World,
+    (filter, search): (Option<Filter>, Option<String>),
+    order: Vec<Order>,
+    size: i64,
+    offset: i64,
+) {
+    let expected = reference(world, &filter, &search, &order);
     let f = filter.as_ref().map_or(Value::Null, Filter::to_json);
     let o: Vec<Value> = order
         .iter()
@@ -326,7 +358,7 @@ async fn check(world: &World, filter: Option<Filter>, order: Vec<Order>, size: i
         )
         .collect();
     let ask = |extra: Value| {
-        let mut variables = json!({ "f": f, "o": o });
+        let mut variables = json!({ "f": f, "s": search, "o": o });
         variables
             .as_object_mut()
             .unwrap()
@@ -385,12 +417,16 @@ fn random_filters_orderings_and_pages_match_a_reference() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let world = runtime.block_on(world());
     let mut runner = TestRunner::new(Config {
-        cases: 48,
+        cases: 64,
         failure_persistence: None,
         ..Config::default()
     });
+    let search = prop::sample::select(NEEDLES.to_vec()).prop_map(str::to_owned);
     let strategy = (
-        prop::option::weighted(0.85, filter()),
+        (
+            prop::option::weighted(0.85, filter()),
+            prop::option::weighted(0.3, search),
+        ),
         order(),
         1i64..8,
         0i64..32,

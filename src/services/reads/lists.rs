@@ -155,10 +155,19 @@ impl Reader {
         let details = access.holds(Permission::ViewUserDetails);
         let mut condition = scope_condition(query.scope);
         if let Some(filter) = &query.filter {
-            condition = condition.add(filters::user_condition(filter, self.filter_limits)?);
+            condition = condition.add(filters::user_condition(
+                filter,
+                self.filter_limits,
+                self.substrings,
+            )?);
         }
         if let Some(term) = &query.search {
-            condition = condition.add(filters::user_search(term, details, self.filter_limits)?);
+            condition = condition.add(filters::user_search(
+                term,
+                details,
+                self.filter_limits,
+                self.substrings,
+            )?);
         }
         let select = user::Entity::find().filter(condition);
         let keys = user_keys(&query.order);
@@ -172,7 +181,7 @@ impl Reader {
     pub async fn groups(&self, access: &Access, query: GroupQuery) -> Result<Listed<group::Model>> {
         access.user()?;
         let condition = match &query.filter {
-            Some(filter) => filters::group_condition(filter, self.filter_limits)?,
+            Some(filter) => filters::group_condition(filter, self.filter_limits, self.substrings)?,
             None => Condition::all(),
         };
         let keys = group_keys(&query.order);
@@ -196,7 +205,9 @@ impl Reader {
     ) -> Result<Listed<division::Model>> {
         access.user()?;
         let condition = match &query.filter {
-            Some(filter) => filters::division_condition(filter, self.filter_limits)?,
+            Some(filter) => {
+                filters::division_condition(filter, self.filter_limits, self.substrings)?
+            }
             None => Condition::all(),
         };
         let keys = division_keys(&query.order);

@@ -2,6 +2,7 @@
 //! keyset and offset pages, counts), and the batched lookups the GraphQL
 //! layer's DataLoaders call. Every read asks the viewer's [`Access`]; the
 //! process's read caches serve what they can.
+mod detail;
 pub mod filters;
 pub mod lists;
 pub mod pagination;
@@ -14,11 +15,12 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect, RelationTrait,
 };
 
+pub use detail::{DetailWants, InDetail};
 pub use lists::{Listed, user_keys};
 pub use query::*;
 
 use super::{
-    access::{self, Access, Account},
+    access::{self, Access},
     parse_id,
     read_cache::ReadCaches,
 };
@@ -37,6 +39,7 @@ pub struct Reader {
     caches: Option<Arc<ReadCaches>>,
     max_page_size: u32,
     filter_limits: FilterLimits,
+    substrings: filters::SubstringIndex,
 }
 
 impl Reader {
@@ -47,24 +50,15 @@ impl Reader {
             caches: caches.cloned(),
             max_page_size: config.max_page_size,
             filter_limits: config.filter_limits,
+            substrings: match db.get_database_backend() {
+                sea_orm::DbBackend::Sqlite => filters::SubstringIndex::SqliteTrigrams,
+                _ => filters::SubstringIndex::PostgresTrigrams,
+            },
         }
     }
 
     fn caches(&self) -> Option<&ReadCaches> {
         self.caches.as_deref()
-    }
-
-    /// The user `id` (as the client gave it) with their permissions, for a
-    /// signed-in viewer; `NOT_FOUND` when there is none.
-    pub async fn user(&self, access: &Access, id: &str) -> Result<Arc<Account>> {
-        access.user()?;
-        let id = parse_id(id, "id")?;
-        let load = access::load_account(&self.db, id);
-        let found = match self.caches() {
-            Some(caches) => caches.users.get_or_load(id, load).await?,
-            None => load.await?,
-        };
-        found.ok_or_else(|| Error::NotFound("No user with that id.".into()))
     }
 
     /// The group `id`, for a signed-in viewer; `NOT_FOUND` when there is none.
