@@ -96,28 +96,31 @@ impl Reader {
     }
 }
 
-/// The statement: the user's columns, their permissions as a JSON array,
-/// and as `wants` asks, the division's columns (prefixed `d_`) and the
-/// groups as a JSON array of `[id, name, name_folded]`.
+/// The statement: the user's columns, their groups as a JSON array of
+/// `[id, name, name_folded, permission]` (a row per permission a group
+/// carries, `null` for none; without `wants.groups`, only the permissions:
+/// `[null, null, null, permission]`), and as `wants` asks, the division's
+/// columns (prefixed `d_`). One subquery reads both groups and
+/// permissions: on PostgreSQL each subquery costs its own executor start,
+/// which was most of the statement.
 fn statement(backend: DbBackend, id: i64, wants: DetailWants) -> Statement {
     let (array, of, empty) = match backend {
         DbBackend::Postgres => ("json_agg", "json_build_array", "COALESCE({}, '[]')::text"),
         _ => ("json_group_array", "json_array", "{}"),
     };
-    let aggregate = |inner: String| empty.replace("{}", &inner);
-    let granted = aggregate(format!(
-        "(SELECT {array}(DISTINCT gp.permission) FROM user_groups ug \
-         JOIN group_permissions gp ON gp.group_id = ug.group_id WHERE ug.user_id = u.id)"
-    ));
-    let mut columns = format!("u.*, {granted} AS granted_json");
+    let groups = match wants.groups {
+        true => format!(
+            "(SELECT {array}({of}(g.id, g.name, g.name_folded, gp.permission)) \
+             FROM user_groups ug JOIN groups g ON g.id = ug.group_id \
+             LEFT JOIN group_permissions gp ON gp.group_id = g.id WHERE ug.user_id = u.id)"
+        ),
+        false => format!(
+            "(SELECT {array}({of}(NULL, NULL, NULL, gp.permission)) FROM user_groups ug \
+             JOIN group_permissions gp ON gp.group_id = ug.group_id WHERE ug.user_id = u.id)"
+        ),
+    };
+    let mut columns = format!("u.*, {} AS groups_json", empty.replace("{}", &groups));
     let mut from = String::from("users u");
-    if wants.groups {
-        let groups = aggregate(format!(
-            "(SELECT {array}({of}(g.id, g.name, g.name_folded)) FROM user_groups ug \
-             JOIN groups g ON g.id = ug.group_id WHERE ug.user_id = u.id)"
-        ));
-        columns.push_str(&format!(", {groups} AS groups_json"));
-    }
     if wants.division {
         for column in [
             "id",
@@ -162,31 +165,34 @@ async fn load_in_detail(
         ));
     };
     let user = user::Model::from_query_result(&row, "")?;
+    type GroupRow = (Option<i64>, Option<String>, Option<String>, Option<String>);
     let mut granted = Permissions::NONE;
-    for name in json_list::<String>(&row, "granted_json")? {
-        granted.insert_name(&name);
+    let mut groups: Vec<group::Model> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (id, name, name_folded, permission) in json_list::<GroupRow>(&row, "groups_json")? {
+        if let Some(permission) = permission {
+            granted.insert_name(&permission);
+        }
+        // A row per permission: each group once.
+        if let (Some(id), Some(name), Some(name_folded)) = (id, name, name_folded)
+            && seen.insert(id)
+        {
+            groups.push(group::Model {
+                id,
+                name,
+                name_folded,
+            });
+        }
     }
     let division = match wants.division {
         true => Some(division_of(&row)?),
         false => None,
     };
-    let groups = match wants.groups {
-        true => {
-            let rows = json_list::<(i64, String, String)>(&row, "groups_json")?;
-            let mut groups: Vec<group::Model> = rows
-                .into_iter()
-                .map(|(id, name, name_folded)| group::Model {
-                    id,
-                    name,
-                    name_folded,
-                })
-                .collect();
-            // As the groups loader orders them.
-            groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
-            Some(Arc::new(groups))
-        }
-        false => None,
-    };
+    let groups = wants.groups.then(|| {
+        // As the groups loader orders them.
+        groups.sort_by(|a, b| a.name_folded.cmp(&b.name_folded).then(a.id.cmp(&b.id)));
+        Arc::new(groups)
+    });
     let account = Account {
         user: Arc::new(user),
         granted,

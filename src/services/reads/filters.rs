@@ -788,4 +788,42 @@ mod tests {
     fn like_patterns_escape_wildcards() {
         assert_eq!(escape_like(r"50%_off\now"), r"50\%\_off\\now");
     }
+
+    #[test]
+    fn a_trigram_match_is_one_phrase_of_text() {
+        assert_eq!(
+            trigram_match(&["email_folded", "username_folded"], r#"a"b OR c*"#),
+            r#"{email_folded username_folded} : "a""b OR c*""#
+        );
+    }
+
+    #[test]
+    fn a_postgres_pattern_is_an_escape_string_literal() {
+        use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+        let pattern = format!("%{}%", escape_like(r"o'ne\i%"));
+        let condition = like(
+            user::Column::LastNameFolded,
+            pattern,
+            SubstringIndex::PostgresTrigrams,
+        );
+        let sql = user::Entity::find()
+            .filter(condition)
+            .build(DbBackend::Postgres)
+            .to_string();
+        assert!(
+            sql.ends_with(r#"WHERE "last_name_folded" LIKE E'%o''ne\\\\i\\%%'"#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn only_patterns_of_three_characters_ask_the_trigram_table() {
+        let index = SubstringIndex::SqliteTrigrams;
+        assert!(trigram_candidates(index, &["email_folded"], "ab").is_none());
+        assert!(trigram_candidates(index, &["email_folded"], "éé").is_none());
+        assert!(trigram_candidates(index, &["email_folded"], "abc").is_some());
+        assert!(trigram_candidates(index, &[], "abc").is_none());
+        let postgres = SubstringIndex::PostgresTrigrams;
+        assert!(trigram_candidates(postgres, &["email_folded"], "abc").is_none());
+    }
 }
