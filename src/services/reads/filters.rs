@@ -811,7 +811,7 @@ mod tests {
             .build(DbBackend::Postgres)
             .to_string();
         assert!(
-            sql.ends_with(r#"WHERE "last_name_folded" LIKE E'%o''ne\\\\i\\%%'"#),
+            sql.ends_with(r#"WHERE "last_name_folded" LIKE (E'%o''ne\\\\i\\%%')"#),
             "{sql}"
         );
     }
