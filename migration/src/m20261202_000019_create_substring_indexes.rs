@@ -58,7 +58,9 @@ END $$;
 /// with `users` by triggers (an external-content table: it stores the
 /// trigrams, not the text). Case-sensitive, since the columns it indexes
 /// are folded already; `filters` asks it for patterns of 3 characters or
-/// more and keeps the `LIKE` that decides.
+/// more and keeps the `LIKE` that decides. `users_trigrams_vocab` says how
+/// many rows hold each trigram (`reads::trigrams` asks it which trigrams
+/// of a pattern are rare enough to be worth reading).
 fn sqlite_up() -> String {
     let columns = COLUMNS.join(", ");
     let new: Vec<String> = COLUMNS.iter().map(|c| format!("new.{c}")).collect();
@@ -77,6 +79,7 @@ CREATE VIRTUAL TABLE users_trigrams USING fts5(
     tokenize = 'trigram case_sensitive 1'
 );
 INSERT INTO users_trigrams (users_trigrams) VALUES ('rebuild');
+CREATE VIRTUAL TABLE users_trigrams_vocab USING fts5vocab(users_trigrams, 'row');
 CREATE TRIGGER users_trigrams_insert AFTER INSERT ON users BEGIN
     INSERT INTO users_trigrams (rowid, {columns}) VALUES (new.id, {new});
 END;
@@ -97,6 +100,7 @@ const SQLITE_DOWN: &str = r#"
 DROP TRIGGER IF EXISTS users_trigrams_update;
 DROP TRIGGER IF EXISTS users_trigrams_delete;
 DROP TRIGGER IF EXISTS users_trigrams_insert;
+DROP TABLE IF EXISTS users_trigrams_vocab;
 DROP TABLE IF EXISTS users_trigrams;
 "#;
 

@@ -26,8 +26,13 @@ pub fn parse_user_filter(json: serde_json::Value) -> Option<ParsedUserFilter> {
 
 /// The SQL of the users query `filter` compiles to.
 pub fn user_filter_sql(filter: &ParsedUserFilter, backend: DbBackend) -> Option<String> {
-    let condition =
-        filters::user_condition(&filter.0, Default::default(), Default::default()).ok()?;
+    let condition = filters::user_condition(
+        &filter.0,
+        Default::default(),
+        Default::default(),
+        &Default::default(),
+    )
+    .ok()?;
     Some(
         user::Entity::find()
             .filter(condition)

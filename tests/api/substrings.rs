@@ -254,3 +254,127 @@ async fn a_nul_in_filter_text_is_refused() {
         assert_eq!(reply.codes(), vec!["BAD_USER_INPUT"], "{}", reply.body);
     }
 }
+
+/// `n` users whose emails all hold `example` and `user`, and whose ids are
+/// in their usernames, straight into the table.
+async fn many_users(app: &TestApp, n: usize) {
+    let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < @N) \
+        INSERT INTO users (username, username_folded, email, email_folded, first_name, \
+        first_name_folded, last_name, last_name_folded, is_active, is_staff, is_superuser, \
+        date_joined, token_version) \
+        SELECT 'user' || i, 'user' || i, 'user' || i || '@example.com', \
+        'user' || i || '@example.com', '', '', '', '', true, false, false, \
+        '2026-01-01T00:00:00+00:00', 0 FROM n";
+    let rows = rows.replace("@N", &n.to_string());
+    let rows = match app.db().get_database_backend() {
+        DbBackend::Postgres => rows.replace("'2026-01-01T00:00:00+00:00'", "now()"),
+        _ => rows,
+    };
+    app.db().execute_unprepared(&rows).await.unwrap();
+}
+
+/// PostgreSQL's plan for counting the users whose email holds `pattern`.
+async fn explain_count(app: &TestApp, pattern: &str) -> String {
+    let sql = format!("EXPLAIN SELECT count(*) FROM users WHERE email_folded LIKE '%{pattern}%'");
+    let rows = app
+        .db()
+        .query_all_raw(sea_orm::Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A pattern most users hold is cheaper to scan for than to read from the
+/// index: each database scans for it, and asks the index for a rare one.
+#[tokio::test]
+async fn a_pattern_most_users_hold_scans_and_a_rare_one_asks_the_index() {
+    let (app, token) = app().await;
+    // PostgreSQL scans a table of a few thousand rows whatever the pattern.
+    let n = match app.db().get_database_backend() {
+        DbBackend::Postgres => 40_000,
+        _ => 5_000,
+    };
+    many_users(&app, n).await;
+    match app.db().get_database_backend() {
+        DbBackend::Sqlite => {
+            use roster::services::reads::trigrams;
+            let patterns = ["example".to_owned(), "user1234@".to_owned()];
+            let plan = trigrams::plan(app.db(), &patterns).await.unwrap();
+            assert_eq!(plan.get("example"), None, "{plan:?}");
+            // Its two rarest trigrams: "123" and "234" are in 15 rows each
+            // (123, 1230-1239, 1123...), "34@" in 50, "use" in all.
+            let mut chosen = plan.get("user1234@").cloned().unwrap_or_default();
+            chosen.sort();
+            assert_eq!(chosen, vec!["123".to_owned(), "234".to_owned()]);
+        }
+        _ => {
+            app.db().execute_unprepared("ANALYZE users").await.unwrap();
+            let common = explain_count(&app, "example").await;
+            assert!(common.contains("Seq Scan"), "{common}");
+            let rare = explain_count(&app, "user1234@").await;
+            assert!(rare.contains("users_email_folded_trgm_idx"), "{rare}");
+        }
+    }
+    // Either way, the answers are the scan's.
+    let email = |text: &str| json!({ "email": { "icontains": text } });
+    let reply = app
+        .gql_as(
+            Some(&token),
+            "query($f: UserFilter) { users(filter: $f) { totalCount } }",
+            json!({ "f": email("EXAMPLE.com") }),
+        )
+        .await;
+    assert_eq!(
+        reply.body["data"]["users"]["totalCount"],
+        n + 1,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        found(&app, &token, email("user1234@"), Value::Null).await,
+        names(&["user1234"])
+    );
+}
+
+/// Under a `not`, a lookup on a column that may be NULL keeps SQL's answer
+/// on both databases: a user without a phone number is in neither
+/// `phoneNumber: {contains: …}` nor its negation.
+#[tokio::test]
+async fn a_negated_lookup_leaves_out_users_without_the_value() {
+    let (app, token) = app().await;
+    let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
+    for (name, phone) in [
+        ("fivefive", Some("+1 555 0100")),
+        ("sevens", Some("+1 777 0100")),
+        ("nophone", None),
+    ] {
+        let user = app.create_user(name, false, false).await;
+        if let Some(phone) = phone {
+            let input = json!({ "phoneNumber": phone });
+            let reply = app
+                .gql_as(
+                    Some(&token),
+                    update,
+                    json!({ "id": user.id.to_string(), "input": input }),
+                )
+                .await;
+            assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+        }
+    }
+    for needle in ["555 01", "55"] {
+        let lookup = json!({ "phoneNumber": { "contains": needle } });
+        assert_eq!(
+            found(&app, &token, lookup.clone(), Value::Null).await,
+            names(&["fivefive"]),
+            "{needle}"
+        );
+        assert_eq!(
+            found(&app, &token, json!({ "not": lookup }), Value::Null).await,
+            names(&["sevens"]),
+            "{needle}"
+        );
+    }
+}

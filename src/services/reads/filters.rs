@@ -16,13 +16,14 @@ use chrono::{SubsecRound, Utc};
 use entity::{division, event, group, membership, user};
 use sea_orm::{
     ColumnTrait, Condition, EntityName,
-    sea_query::{Alias, BinOper, Expr, ExprTrait, IntoIden, LikeExpr, Query, SimpleExpr},
+    sea_query::{Alias, Expr, ExprTrait, IntoIden, LikeExpr, Query, SimpleExpr},
 };
 
 use super::query::{
     AuditEventFilter, DateTimeFilter, DivisionFilter, GroupFilter, IdFilter, StringFilter,
     UserFilter,
 };
+use super::trigrams::{TRIGRAM, TrigramPlan};
 use crate::{
     config::FilterLimits,
     domain::fold,
@@ -38,47 +39,45 @@ pub enum SubstringIndex {
     Like,
     /// PostgreSQL: the `LIKE` alone, which the planner serves from
     /// `pg_trgm`'s indexes (or by a scan, where the extension could not be
-    /// created), its pattern written into the statement: a prepared
-    /// statement's generic plan, chosen after five runs, knows no pattern,
-    /// and chose a scan in id order for a rare one (25-45 ms at 100,000
-    /// users, against 1 ms) or could choose the whole GIN index for a
-    /// pattern of 1 or 2 characters. A statement of its own is planned
-    /// for its pattern.
+    /// created), planned for each pattern (`lists`: a custom plan); a
+    /// lookup of a raw column also asks its folded twin, which is indexed.
     PostgresTrigrams,
-    /// SQLite: `users_trigrams` narrows to the rows holding the pattern's
-    /// trigrams, then the `LIKE` decides.
+    /// SQLite: `users_trigrams` narrows to the rows holding the rarest
+    /// trigrams of the pattern, as `trigrams::plan` chose them, then the
+    /// `LIKE` decides.
     SqliteTrigrams,
 }
 
-/// The fewest characters a pattern needs for a trigram index to narrow
-/// the rows (a shorter one has no trigram).
-const TRIGRAM: usize = 3;
-
-/// An FTS5 phrase matching `needle` in `columns` of `users_trigrams`.
-fn trigram_match(columns: &[&str], needle: &str) -> String {
-    format!(
-        "{{{}}} : \"{}\"",
-        columns.join(" "),
-        needle.replace('"', "\"\"")
-    )
+/// An FTS5 query for rows holding every one of `trigrams` in `columns` of
+/// `users_trigrams`, each a phrase of its own (quoted: text, not syntax).
+fn trigram_match(columns: &[&str], trigrams: &[String]) -> String {
+    let phrases: Vec<String> = trigrams
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    format!("{{{}}} : ({})", columns.join(" "), phrases.join(" AND "))
 }
 
-/// Users whose `columns` hold `needle` by `users_trigrams`: a superset of
-/// those whose folded columns hold it, when `needle` is folded and has
-/// [`TRIGRAM`] characters or more; none otherwise.
-fn trigram_candidates(index: SubstringIndex, columns: &[&str], needle: &str) -> Option<SimpleExpr> {
-    if index != SubstringIndex::SqliteTrigrams
-        || columns.is_empty()
-        || needle.chars().nth(TRIGRAM - 1).is_none()
-    {
+/// Users whose `columns` hold the trigrams `plan` chose for `needle` (a
+/// folded pattern): a superset of those whose folded columns hold
+/// `needle`. None when `plan` chose none for it (too short, or too common:
+/// it scans), or off SQLite.
+fn trigram_candidates(
+    index: SubstringIndex,
+    plan: &TrigramPlan,
+    columns: &[&str],
+    needle: &str,
+) -> Option<SimpleExpr> {
+    if index != SubstringIndex::SqliteTrigrams || columns.is_empty() {
         return None;
     }
+    let trigrams = plan.get(needle).filter(|t| !t.is_empty())?;
     let rows = Query::select()
         .expr(Expr::cust("rowid"))
         .from(Alias::new("users_trigrams"))
         .and_where(Expr::cust_with_values(
             "users_trigrams MATCH ?",
-            [trigram_match(columns, needle)],
+            [trigram_match(columns, trigrams)],
         ))
         .to_owned();
     Some(Expr::col(user::Column::Id).in_subquery(rows))
@@ -92,12 +91,13 @@ const FILTER: &str = "filter";
 /// Checked as it compiles, so an oversized filter is refused before any SQL
 /// is built, with a message naming the limit (a filter of 20,000 `or`
 /// branches would otherwise be SQL that SQLite refuses to parse).
-/// With the index substring lookups may use.
+/// With the index substring lookups may use, and how.
 struct Budget {
     limits: FilterLimits,
     nodes: usize,
     in_values: usize,
     index: SubstringIndex,
+    plan: TrigramPlan,
 }
 
 impl Budget {
@@ -107,6 +107,7 @@ impl Budget {
             nodes: 0,
             in_values: 0,
             index,
+            plan: TrigramPlan::new(),
         }
     }
 
@@ -181,19 +182,9 @@ fn escape_like(value: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// `column LIKE pattern`, `\\` escaping; with the pattern written into the
-/// statement for [`SubstringIndex::PostgresTrigrams`], as an escape string
-/// (`E'…'`, read the same whatever `standard_conforming_strings` says),
-/// whose `\\` is also `LIKE`'s default escape. Filter text holds no NUL
-/// ([`bounded_text`]), the one character such a literal cannot.
-fn like(column: impl IntoIden, pattern: String, index: SubstringIndex) -> SimpleExpr {
-    match index {
-        SubstringIndex::PostgresTrigrams => {
-            let literal = pattern.replace('\\', "\\\\").replace('\'', "''");
-            Expr::col(column).binary(BinOper::Like, Expr::cust(format!("E'{literal}'")))
-        }
-        _ => Expr::col(column).like(LikeExpr::new(pattern).escape('\\')),
-    }
+/// `column LIKE pattern`, `\\` escaping.
+fn like(column: impl IntoIden, pattern: String) -> SimpleExpr {
+    Expr::col(column).like(LikeExpr::new(pattern).escape('\\'))
 }
 
 /// A text column, its folded twin, whether it may be NULL, and the name
@@ -247,7 +238,8 @@ fn string_condition<C: ColumnTrait + IntoIden + Copy>(
         (&filter.iendswith, false),
     ] {
         if let Some(needle) = needle {
-            all = all.add(substring_index(column, &fold(needle), of_raw, budget.index));
+            let needle = fold(needle);
+            all = all.add(substring_index(column, &needle, of_raw, budget));
         }
     }
     if let Some(v) = &filter.exact {
@@ -257,34 +249,22 @@ fn string_condition<C: ColumnTrait + IntoIden + Copy>(
         all = all.add(Expr::col(folded).eq(fold(v)));
     }
     if let Some(v) = &filter.contains {
-        all = all.add(like(raw, format!("%{}%", escape_like(v)), budget.index));
+        all = all.add(like(raw, format!("%{}%", escape_like(v))));
     }
     if let Some(v) = &filter.icontains {
-        all = all.add(like(
-            folded,
-            format!("%{}%", escape_like(&fold(v))),
-            budget.index,
-        ));
+        all = all.add(like(folded, format!("%{}%", escape_like(&fold(v)))));
     }
     if let Some(v) = &filter.startswith {
-        all = all.add(like(raw, format!("{}%", escape_like(v)), budget.index));
+        all = all.add(like(raw, format!("{}%", escape_like(v))));
     }
     if let Some(v) = &filter.istartswith {
-        all = all.add(like(
-            folded,
-            format!("{}%", escape_like(&fold(v))),
-            budget.index,
-        ));
+        all = all.add(like(folded, format!("{}%", escape_like(&fold(v)))));
     }
     if let Some(v) = &filter.endswith {
-        all = all.add(like(raw, format!("%{}", escape_like(v)), budget.index));
+        all = all.add(like(raw, format!("%{}", escape_like(v))));
     }
     if let Some(v) = &filter.iendswith {
-        all = all.add(like(
-            folded,
-            format!("%{}", escape_like(&fold(v))),
-            budget.index,
-        ));
+        all = all.add(like(folded, format!("%{}", escape_like(&fold(v)))));
     }
     if let Some(values) = &filter.in_ {
         all = all.add(Expr::col(raw).is_in(values.iter().map(String::as_str)));
@@ -322,12 +302,19 @@ fn substring_index<C: ColumnTrait + IntoIden + Copy>(
     column: &TextColumn<C>,
     needle: &str,
     of_raw: bool,
-    index: SubstringIndex,
+    budget: &Budget,
 ) -> Condition {
     let Some(name) = column.trigrams else {
         return Condition::all();
     };
-    if let Some(candidates) = trigram_candidates(index, &[name], needle) {
+    let index = budget.index;
+    // Not for a column that may be NULL: under a `not`, `NOT (id IN (…)
+    // AND NULL LIKE …)` is true where `NOT (NULL LIKE …)` is not.
+    let candidates = match column.nullable {
+        true => None,
+        false => trigram_candidates(index, &budget.plan, &[name], needle),
+    };
+    if let Some(candidates) = candidates {
         return Condition::all().add(candidates);
     }
     let twins = column.raw.into_iden().to_string() != column.folded.into_iden().to_string();
@@ -337,7 +324,7 @@ fn substring_index<C: ColumnTrait + IntoIden + Copy>(
         && needle.chars().nth(TRIGRAM - 1).is_some()
     {
         let pattern = format!("%{}%", escape_like(needle));
-        return Condition::all().add(like(column.folded, pattern, index));
+        return Condition::all().add(like(column.folded, pattern));
     }
     Condition::all()
 }
@@ -530,13 +517,17 @@ pub fn uses_guarded_fields(filter: &UserFilter) -> bool {
 }
 
 /// The condition of a user filter, or `BAD_USER_INPUT` under `filter` when
-/// it passes a limit or holds a bad id; substring lookups use `index`.
+/// it passes a limit or holds a bad id; substring lookups use `index` as
+/// `plan` says.
 pub fn user_condition(
     filter: &UserFilter,
     limits: FilterLimits,
     index: SubstringIndex,
+    plan: &TrigramPlan,
 ) -> Result<Condition, Error> {
-    user_condition_within(filter, &mut Budget::new(limits, index), 0)
+    let mut budget = Budget::new(limits, index);
+    budget.plan = plan.clone();
+    user_condition_within(filter, &mut budget, 0)
 }
 
 fn user_condition_within(
@@ -648,6 +639,7 @@ pub fn user_search(
     include_email: bool,
     limits: FilterLimits,
     index: SubstringIndex,
+    plan: &TrigramPlan,
 ) -> Result<Condition, Error> {
     let term = bounded_text(term, "search", limits.max_text_length)?;
     let needle = fold(term);
@@ -659,9 +651,9 @@ pub fn user_search(
     let names: Vec<&str> = columns.iter().filter_map(|c| c.trigrams).collect();
     let mut any = Condition::any();
     for column in columns {
-        any = any.add(like(column.folded, pattern.clone(), index));
+        any = any.add(like(column.folded, pattern.clone()));
     }
-    Ok(match trigram_candidates(index, &names, &needle) {
+    Ok(match trigram_candidates(index, plan, &names, &needle) {
         Some(candidates) => Condition::all().add(candidates).add(any),
         None => any,
     })
@@ -790,40 +782,23 @@ mod tests {
     }
 
     #[test]
-    fn a_trigram_match_is_one_phrase_of_text() {
+    fn a_trigram_match_is_phrases_of_text() {
+        let trigrams = ["a\"b".to_owned(), "*) ".to_owned()];
         assert_eq!(
-            trigram_match(&["email_folded", "username_folded"], r#"a"b OR c*"#),
-            r#"{email_folded username_folded} : "a""b OR c*""#
+            trigram_match(&["email_folded", "username_folded"], &trigrams),
+            r#"{email_folded username_folded} : ("a""b" AND "*) ")"#
         );
     }
 
     #[test]
-    fn a_postgres_pattern_is_an_escape_string_literal() {
-        use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
-        let pattern = format!("%{}%", escape_like(r"o'ne\i%"));
-        let condition = like(
-            user::Column::LastNameFolded,
-            pattern,
-            SubstringIndex::PostgresTrigrams,
-        );
-        let sql = user::Entity::find()
-            .filter(condition)
-            .build(DbBackend::Postgres)
-            .to_string();
-        assert!(
-            sql.ends_with(r#"WHERE "last_name_folded" LIKE (E'%o''ne\\\\i\\%%')"#),
-            "{sql}"
-        );
-    }
-
-    #[test]
-    fn only_patterns_of_three_characters_ask_the_trigram_table() {
+    fn only_planned_patterns_ask_the_trigram_table() {
         let index = SubstringIndex::SqliteTrigrams;
-        assert!(trigram_candidates(index, &["email_folded"], "ab").is_none());
-        assert!(trigram_candidates(index, &["email_folded"], "éé").is_none());
-        assert!(trigram_candidates(index, &["email_folded"], "abc").is_some());
-        assert!(trigram_candidates(index, &[], "abc").is_none());
+        let plan = TrigramPlan::from([("abcd".to_owned(), vec!["bcd".to_owned()])]);
+        let columns = &["email_folded"];
+        assert!(trigram_candidates(index, &plan, columns, "abcd").is_some());
+        assert!(trigram_candidates(index, &plan, columns, "abce").is_none());
+        assert!(trigram_candidates(index, &plan, &[], "abcd").is_none());
         let postgres = SubstringIndex::PostgresTrigrams;
-        assert!(trigram_candidates(postgres, &["email_folded"], "abc").is_none());
+        assert!(trigram_candidates(postgres, &plan, columns, "abcd").is_none());
     }
 }

@@ -7,6 +7,7 @@ pub mod filters;
 pub mod lists;
 pub mod pagination;
 pub mod query;
+pub mod trigrams;
 
 use std::{collections::HashMap, sync::Arc};
 
