@@ -24,6 +24,19 @@ async fn app() -> (TestApp, String) {
     (app, token)
 }
 
+/// Changes the user `id` as `input` says, as the superuser `token`.
+async fn update_user(app: &TestApp, token: &str, id: i64, input: Value) {
+    let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
+    let reply = app
+        .gql_as(
+            Some(token),
+            update,
+            json!({ "id": id.to_string(), "input": input }),
+        )
+        .await;
+    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+}
+
 /// The usernames the lookup finds, after checking `totalCount` agrees.
 async fn found(app: &TestApp, token: &str, filter: Value, search: Value) -> Vec<String> {
     let reply = app
@@ -134,17 +147,9 @@ async fn the_index_follows_every_change_of_a_user() {
         found(&app, &token, Value::Null, search("ZEBED")).await,
         names(&["zebedee"])
     );
-    let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
     let input =
         json!({ "username": "quixote", "firstName": "Dulcinea", "email": "rocinante@example.com" });
-    let reply = app
-        .gql_as(
-            Some(&token),
-            update,
-            json!({ "id": user.id.to_string(), "input": input }),
-        )
-        .await;
-    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+    update_user(&app, &token, user.id, input).await;
     assert_eq!(
         found(&app, &token, Value::Null, search("zebed")).await,
         names(&[])
@@ -186,16 +191,8 @@ async fn the_index_follows_every_change_of_a_user() {
 async fn patterns_are_text_to_the_index() {
     let (app, token) = app().await;
     let user = app.create_user("strasse", false, false).await;
-    let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
     let input = json!({ "firstName": "Straße \"OR\" 50%_off", "lastName": "NEAR(a b) O'Ne\\il" });
-    let reply = app
-        .gql_as(
-            Some(&token),
-            update,
-            json!({ "id": user.id.to_string(), "input": input }),
-        )
-        .await;
-    assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+    update_user(&app, &token, user.id, input).await;
     let first = |op: &str, text: &str| json!({ "firstName": { op: text } });
     for (filter, expected) in [
         (first("icontains", "STRASSE"), vec!["strasse"]),
@@ -345,7 +342,6 @@ async fn a_pattern_most_users_hold_scans_and_a_rare_one_asks_the_index() {
 #[tokio::test]
 async fn a_negated_lookup_leaves_out_users_without_the_value() {
     let (app, token) = app().await;
-    let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }";
     for (name, phone) in [
         ("fivefive", Some("+1 555 0100")),
         ("sevens", Some("+1 777 0100")),
@@ -353,15 +349,7 @@ async fn a_negated_lookup_leaves_out_users_without_the_value() {
     ] {
         let user = app.create_user(name, false, false).await;
         if let Some(phone) = phone {
-            let input = json!({ "phoneNumber": phone });
-            let reply = app
-                .gql_as(
-                    Some(&token),
-                    update,
-                    json!({ "id": user.id.to_string(), "input": input }),
-                )
-                .await;
-            assert_eq!(reply.body.get("errors"), None, "{}", reply.body);
+            update_user(&app, &token, user.id, json!({ "phoneNumber": phone })).await;
         }
     }
     for needle in ["555 01", "55"] {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
-use super::query::{StringFilter, UserFilter};
+use super::query::UserFilter;
 use crate::{domain::fold, error::Result};
 
 /// The fewest characters a pattern needs for a trigram index to narrow
@@ -70,22 +70,13 @@ fn collect(filter: &UserFilter, found: &mut Vec<String>) {
         &filter.remote_id,
     ];
     for text in texts.into_iter().flatten() {
-        let StringFilter {
-            contains,
-            icontains,
-            startswith,
-            istartswith,
-            endswith,
-            iendswith,
-            ..
-        } = text;
         for value in [
-            contains,
-            icontains,
-            startswith,
-            istartswith,
-            endswith,
-            iendswith,
+            &text.contains,
+            &text.icontains,
+            &text.startswith,
+            &text.istartswith,
+            &text.endswith,
+            &text.iendswith,
         ]
         .into_iter()
         .flatten()
