@@ -166,10 +166,13 @@ pub async fn claim(
     // The ranking reads a snapshot; the conditions are asked again of `d`
     // (and of the row updated), which PostgreSQL checks against the row's
     // latest version once it holds its lock: a row another process claimed
-    // meanwhile is passed over, not claimed twice.
+    // meanwhile is passed over, not claimed twice. The choice is a
+    // materialized CTE, made once: as a subquery of the UPDATE, PostgreSQL
+    // may run it again, and with SKIP LOCKED each run can pick other rows,
+    // so that `LIMIT 1` claimed two (a test saw four slots given to two
+    // hanging endpoints, the quarter kept for the others taken).
     let sql = format!(
-        "UPDATE webhook_deliveries SET locked_until = $1 \
-         WHERE status = 'pending' AND locked_until <= $2 AND id IN ( \
+        "WITH picked AS MATERIALIZED ( \
          SELECT d.id FROM webhook_deliveries d JOIN ( \
            SELECT q.id, q.webhook_id, q.next_attempt_at, ROW_NUMBER() OVER ( \
              PARTITION BY q.webhook_id ORDER BY q.next_attempt_at, q.id) AS turn \
@@ -179,6 +182,8 @@ pub async fn claim(
          WHERE r.turn <= {room_of} \
          AND d.status = 'pending' AND d.next_attempt_at <= $2 AND d.locked_until <= $2 \
          ORDER BY r.turn + {in_flight}, r.next_attempt_at, r.id LIMIT $3 {skip_locked}) \
+         UPDATE webhook_deliveries SET locked_until = $1 \
+         WHERE status = 'pending' AND locked_until <= $2 AND id IN (SELECT id FROM picked) \
          RETURNING id, webhook_id, event_id, attempt_count, locked_until"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
