@@ -67,14 +67,20 @@ async fn deliveries_when(
     done: impl Fn(&Value) -> bool,
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let read = || async {
         let reply = app
             .gql_as(Some(token), DELIVERIES, json!({ "id": id }))
             .await;
         ok(&reply);
-        let webhook = reply.body["data"]["webhook"].clone();
+        reply.body["data"]["webhook"].clone()
+    };
+    loop {
+        let webhook = read().await;
         if done(&webhook["deliveries"]["nodes"]) || Instant::now() > deadline {
-            return webhook;
+            // Read again: one read takes the endpoint's row before its
+            // deliveries, and on PostgreSQL a commit between the two shows
+            // the deliveries of a change without the rest of it.
+            return read().await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
