@@ -384,13 +384,7 @@ impl Deliverer {
                         tracing::warn!(%error, "cannot claim webhook deliveries");
                         Vec::new()
                     });
-                let mut claimed = claimed;
-                full |= claimed.len() as u64 >= limit;
-                // More than asked for is a fault of the claim: the rest go
-                // back, so the slots kept for idle endpoints stay theirs.
-                for extra in claimed.split_off(claimed.len().min(limit as usize)) {
-                    let _ = outbox::settle(&self.db, &extra, Settled::Released).await;
-                }
+                full |= claimed.len() as u64 == limit;
                 self.start(claimed, &slots).await;
             }
             if full || outbox::queued_so_far() != seen {
