@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use entity::{division, group, user};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, Iterable, QueryResult, Statement,
+};
 
 use super::Reader;
 use crate::{
@@ -33,6 +35,7 @@ pub struct InDetail {
 }
 
 /// What the statement read besides the account.
+#[derive(Default)]
 struct Details {
     division: Option<Option<Arc<division::Model>>>,
     groups: Option<Arc<Vec<group::Model>>>,
@@ -70,10 +73,7 @@ impl Reader {
         let read = details
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
-            .unwrap_or(Details {
-                division: None,
-                groups: None,
-            });
+            .unwrap_or_default();
         if let (Some(caches), Some((divisions, groups))) = (caches, epochs) {
             if let (Some(Some(division)), Some(division_id)) =
                 (&read.division, account.user.division_id)
@@ -122,16 +122,10 @@ fn statement(backend: DbBackend, id: i64, wants: DetailWants) -> Statement {
     let mut columns = format!("u.*, {} AS groups_json", empty.replace("{}", &groups));
     let mut from = String::from("users u");
     if wants.division {
-        for column in [
-            "id",
-            "name",
-            "name_folded",
-            "division_type",
-            "parent_id",
-            "is_active",
-            "created_at",
-        ] {
-            columns.push_str(&format!(", d.{column} AS d_{column}"));
+        // Every column of the entity, so `division::Model` reads them all.
+        for column in division::Column::iter() {
+            let name = column.as_str();
+            columns.push_str(&format!(", d.{name} AS d_{name}"));
         }
         from.push_str(" LEFT JOIN divisions d ON d.id = u.division_id");
     }
@@ -156,13 +150,7 @@ async fn load_in_detail(
         .query_one_raw(statement(db.get_database_backend(), id, wants))
         .await?;
     let Some(row) = row else {
-        return Ok((
-            None,
-            Details {
-                division: None,
-                groups: None,
-            },
-        ));
+        return Ok((None, Details::default()));
     };
     let user = user::Model::from_query_result(&row, "")?;
     type GroupRow = (Option<i64>, Option<String>, Option<String>, Option<String>);
