@@ -13,14 +13,15 @@
 //! skipped; a hash that has begun runs to its end (Argon2 cannot be
 //! stopped) and keeps its thread until then, so the bound always holds.
 //!
-//! Each thread allocates Argon2's 19 MiB once, at its first hash, and
-//! reuses it: memory held for hashing is `concurrency` × 19 MiB, whatever
-//! the load.
+//! A thread keeps Argon2's 19 MiB from one hash to the next while hashes
+//! are waiting, and gives it back when none is: memory held for hashing
+//! is at most `concurrency` × 19 MiB, whatever the load, and none while
+//! nobody signs in.
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
-        Arc, Mutex, OnceLock, PoisonError,
+        Arc, Mutex, OnceLock, PoisonError, TryLockError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         mpsc,
     },
@@ -51,12 +52,17 @@ fn failed(error: impl std::fmt::Display) -> Error {
     Error::internal(anyhow::anyhow!("password hashing: {error}"))
 }
 
-/// A hashing thread's memory: Argon2's blocks, allocated by its first hash
-/// and reused by every later one, so that hashing never asks the allocator
-/// for 19 MiB again (freed and asked for again on many threads, such blocks
-/// piled up in the allocator's per-thread arenas: 390 MiB after 300
-/// concurrent registrations, with only two hashing at a time).
+/// A hashing thread's memory: Argon2's blocks, kept while hashes follow one
+/// another, given back when the thread waits for work.
 type Memory = Vec<Block>;
+
+/// Blocks (of 1 KiB) reserved for a hash's memory, of which it touches 19
+/// MiB. glibc's allocator maps a request this large (over 32 MiB) on its
+/// own and unmaps it when freed. Freeing a 19 MiB block instead would have
+/// raised its threshold for mapping to 19 MiB, letting every per-thread
+/// arena keep twice that free: 390 MiB after 300 concurrent registrations,
+/// with two hashing at a time.
+const RESERVED_BLOCKS: usize = 33 * 1024;
 
 /// Argon2 of `password` and `salt` into `out`, in `memory`: parameters
 /// that cost more than today's are refused before they get here.
@@ -71,7 +77,9 @@ fn compute(
 ) -> Result<()> {
     let needed = params.block_count();
     if memory.len() < needed {
-        memory.resize(needed, Block::default());
+        let mut reserved = Vec::with_capacity(needed.max(RESERVED_BLOCKS));
+        reserved.resize(needed, Block::default());
+        *memory = reserved;
     }
     let blocks = memory
         .get_mut(..needed)
@@ -292,10 +300,23 @@ impl Hasher {
                 .spawn(move || {
                     let mut memory = Memory::new();
                     loop {
-                        let job = receiver
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .recv();
+                        // The memory goes back while the thread waits:
+                        // when no hash is queued, or when another thread
+                        // is already waiting for one (it holds the lock).
+                        let job = {
+                            let receiver = match receiver.try_lock() {
+                                Ok(receiver) => receiver,
+                                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                                Err(TryLockError::WouldBlock) => {
+                                    memory = Memory::new();
+                                    receiver.lock().unwrap_or_else(PoisonError::into_inner)
+                                }
+                            };
+                            receiver.try_recv().or_else(|_| {
+                                memory = Memory::new();
+                                receiver.recv()
+                            })
+                        };
                         match job {
                             // A panic (none is known) costs its request,
                             // not the thread.

@@ -20,10 +20,15 @@ use crate::{
 
 /// The process's peak resident memory, in KiB (`VmHWM`).
 pub(crate) fn peak_kib(server: &Server) -> u64 {
+    status_kib(server, "VmHWM:")
+}
+
+/// A memory figure of the server process (`/proc/<pid>/status`), in KiB.
+fn status_kib(server: &Server, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
@@ -344,6 +349,44 @@ async fn a_registration_flood_stays_within_the_hashing_memory_bound() {
             "peak {peak} KiB, idle {idle} KiB"
         );
     }
+}
+
+/// A hashing thread gives Argon2's 19 MiB back once no hash waits: a
+/// process that signed someone in holds no more than before, where it
+/// used to keep the memory of its last hash for good.
+#[tokio::test]
+async fn hashing_memory_goes_back_when_no_hash_waits() {
+    let (database_url, _dir) = fresh_database().await;
+    let server = tokio::task::spawn_blocking(move || start_with(&database_url, &[]))
+        .await
+        .unwrap();
+    let before = status_kib(&server, "RssAnon:");
+    let registered = register_flood(&server, 1, |_| "someone".into()).await;
+    assert_eq!(registered.get("OK"), Some(&1), "{registered:?}");
+    // The peak shows the hash took its memory; the process's mappings,
+    // that none holds it any more (the thread frees it as soon as it finds
+    // no work).
+    let peak = peak_kib(&server);
+    assert!(
+        peak >= before + 19 * 1024,
+        "peak {peak} KiB, before {before} KiB"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", server.child.id())).unwrap();
+    let largest = smaps
+        .lines()
+        .filter_map(|line| line.strip_prefix("Anonymous:"))
+        .filter_map(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap();
+    eprintln!("largest anonymous mapping {largest} KiB; peak {peak} KiB");
+    assert!(largest < 18 * 1024, "a mapping holds {largest} KiB");
 }
 
 /// What a thousand connections and their requests take, beyond the
