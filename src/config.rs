@@ -25,6 +25,7 @@ pub const DEFAULT_REFRESH_REUSE_GRACE_SECS: u64 = 10;
 pub const DEFAULT_CACHE_SECS: u64 = 1;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_CACHE_MAX_MIB: usize = 32;
+pub const DEFAULT_SQLITE_PAGE_CACHE_KIB: u32 = 512;
 pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 64;
 pub const DEFAULT_MAX_ALIASES: u64 = 128;
 pub const DEFAULT_MAX_DIRECTIVES: u64 = 128;
@@ -327,6 +328,11 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_POOL_SIZE",
           value_parser = clap::value_parser!(u32).range(1..=1_000), value_name = "N")]
     pub pool_size: Option<u32>,
+    /// SQLite only: most memory each connection keeps of the database's
+    /// pages, in KiB (the operating system's file cache keeps them too).
+    #[arg(long, env = "ROSTER_SQLITE_PAGE_CACHE_KIB", default_value_t = DEFAULT_SQLITE_PAGE_CACHE_KIB,
+          value_parser = clap::value_parser!(u32).range(64..=1_048_576), value_name = "KIB")]
+    pub sqlite_page_cache_kib: u32,
     /// Deadline of one HTTP request, in seconds.
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECS")]
@@ -440,6 +446,7 @@ impl Default for Settings {
             cache_secs: DEFAULT_CACHE_SECS,
             cache_max_mib: DEFAULT_CACHE_MAX_MIB,
             pool_size: None,
+            sqlite_page_cache_kib: DEFAULT_SQLITE_PAGE_CACHE_KIB,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
@@ -511,6 +518,7 @@ pub struct Config {
     pub cache: Duration,
     pub cache_max_bytes: usize,
     pub pool_size: Option<u32>,
+    pub sqlite_page_cache_kib: u32,
     pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -606,6 +614,7 @@ impl Config {
             cache: Duration::from_secs(settings.cache_secs),
             cache_max_bytes: settings.cache_max_mib.saturating_mul(1024 * 1024),
             pool_size: settings.pool_size,
+            sqlite_page_cache_kib: settings.sqlite_page_cache_kib,
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
             header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(settings.idle_timeout_secs),

@@ -6,7 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use roster::{error::Error, request_deadline::RequestDeadline};
+use roster::{
+    config::DEFAULT_SQLITE_PAGE_CACHE_KIB, error::Error, request_deadline::RequestDeadline,
+    startup::Pool,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::helpers::fresh_database;
@@ -26,10 +29,38 @@ fn slow_statement(db: &DatabaseConnection) -> Statement {
 /// A pool of one connection whose statements time out after a second.
 async fn one_connection() -> (DatabaseConnection, Option<tempfile::TempDir>) {
     let (url, dir) = fresh_database().await;
-    let db = roster::startup::connect_pool(&url, 1, Duration::from_secs(1))
-        .await
-        .unwrap();
+    let pool = Pool {
+        size: 1,
+        statement_timeout: Duration::from_secs(1),
+        sqlite_page_cache_kib: DEFAULT_SQLITE_PAGE_CACHE_KIB,
+    };
+    let db = roster::startup::connect_pool(&url, pool).await.unwrap();
     (db, dir)
+}
+
+/// On SQLite each connection keeps at most `ROSTER_SQLITE_PAGE_CACHE_KIB`
+/// of pages (SQLite reads a negative size as KiB).
+#[tokio::test]
+async fn each_sqlite_connection_keeps_the_page_cache_it_is_given() {
+    let (url, _dir) = fresh_database().await;
+    if !url.starts_with("sqlite:") {
+        eprintln!("skipped: SQLite only");
+        return;
+    }
+    let cache_size = |db: DatabaseConnection| async move {
+        let statement = Statement::from_string(DbBackend::Sqlite, "PRAGMA cache_size");
+        let row = db.query_one_raw(statement).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    let default = roster::startup::connect(&url).await.unwrap();
+    assert_eq!(cache_size(default).await, -512);
+    let pool = Pool {
+        size: 1,
+        statement_timeout: Duration::from_secs(1),
+        sqlite_page_cache_kib: 64,
+    };
+    let small = roster::startup::connect_pool(&url, pool).await.unwrap();
+    assert_eq!(cache_size(small).await, -64);
 }
 
 #[tokio::test]
