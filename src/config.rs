@@ -318,8 +318,8 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_CACHE_SECS", default_value_t = DEFAULT_CACHE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=60), value_name = "SECS")]
     pub cache_secs: u64,
-    /// Most memory the read caches may hold, in MiB (a quarter each for
-    /// users, counts, divisions and groups).
+    /// Most memory the read caches may hold, in MiB (a fifth each for
+    /// users, counts, divisions, the groups of users, and groups).
     #[arg(long, env = "ROSTER_CACHE_MAX_MIB", default_value_t = DEFAULT_CACHE_MAX_MIB,
           value_parser = clap::value_parser!(usize), value_name = "MIB")]
     pub cache_max_mib: usize,

@@ -155,13 +155,41 @@ impl Loaders {
     ) -> Result<Arc<Account>> {
         let found = self.reader.user_in_detail(access, id, wants).await?;
         let user = &found.account.user;
-        if let (Some(Some(division)), Some(division_id)) = (found.division, user.division_id) {
-            self.division_by_id().feed_one(division_id, division).await;
+        match (found.division, user.division_id) {
+            (Some(Some(division)), Some(division_id)) => {
+                self.division_by_id().feed_one(division_id, division).await;
+            }
+            (None, Some(division_id)) if wants.division => {
+                self.feed_cached_divisions(&[division_id]).await;
+            }
+            _ => {}
         }
-        if let Some(groups) = found.groups {
-            self.groups_by_user().feed_one(user.id, groups).await;
+        match found.groups {
+            Some(groups) => self.groups_by_user().feed_one(user.id, groups).await,
+            None if wants.groups => self.feed_cached_groups(&[user.id]).await,
+            None => {}
         }
         Ok(found.account)
+    }
+
+    /// Gives the division loader what the process cache holds of `ids`
+    /// now. A loader asked for what it was given answers at once; for
+    /// anything else it spawns a batch that waits a millisecond for
+    /// company, a task and a timer that cost a request served from the
+    /// caches as much as the rest of its work.
+    async fn feed_cached_divisions(&self, ids: &[i64]) {
+        let cached = self.reader.cached_divisions(ids);
+        if !cached.is_empty() {
+            self.division_by_id().feed_many(cached).await;
+        }
+    }
+
+    /// [`Loaders::feed_cached_divisions`], for the groups of users.
+    async fn feed_cached_groups(&self, user_ids: &[i64]) {
+        let cached = self.reader.cached_groups_of_users(user_ids);
+        if !cached.is_empty() {
+            self.groups_by_user().feed_many(cached).await;
+        }
     }
 
     /// Loads, in one batch per level, what the selection will ask of these
@@ -178,10 +206,12 @@ impl Loaders {
         let divisions = async {
             if wants.division {
                 let ids: Vec<i64> = users.iter().filter_map(|u| u.division_id).collect();
+                self.feed_cached_divisions(&ids).await;
                 let divisions = self.division_by_id().load_many(ids).await?;
                 if wants.division_parent {
                     let parents: Vec<i64> =
                         divisions.values().filter_map(|d| d.parent_id).collect();
+                    self.feed_cached_divisions(&parents).await;
                     self.division_by_id().load_many(parents).await?;
                 }
             }
@@ -189,10 +219,9 @@ impl Loaders {
         };
         let groups = async {
             if wants.groups {
-                let groups = self
-                    .groups_by_user()
-                    .load_many(users.iter().map(|u| u.id))
-                    .await?;
+                let user_ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+                self.feed_cached_groups(&user_ids).await;
+                let groups = self.groups_by_user().load_many(user_ids).await?;
                 let ids = || -> Vec<i64> {
                     groups
                         .values()

@@ -41,6 +41,7 @@ use std::{
 use entity::{division, group, user};
 
 use super::access::Account;
+use crate::domain::Permissions;
 use tokio::sync::OnceCell;
 
 /// How a marker notice starts (`marker:<process>:<number>`).
@@ -139,6 +140,19 @@ impl Weigh for group::Model {
     }
 }
 
+/// A group with what it carries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarryingGroup {
+    pub group: group::Model,
+    pub carries: Permissions,
+}
+
+impl Weigh for CarryingGroup {
+    fn heap_bytes(&self) -> usize {
+        self.group.heap_bytes()
+    }
+}
+
 /// All the caches, switched on and off together.
 pub struct ReadCaches {
     /// Users by id with their permissions, for token checks and `user(id:)`
@@ -150,6 +164,10 @@ pub struct ReadCaches {
     pub divisions: ReadCache<i64, Option<Arc<division::Model>>>,
     /// The groups of each user, by user id, in the order they are shown.
     pub groups_by_user: ReadCache<i64, Arc<Vec<group::Model>>>,
+    /// Groups by id with the permissions they carry (`None`: no such
+    /// group), for reading a user's groups and permissions from their
+    /// memberships alone.
+    pub groups: ReadCache<i64, Option<Arc<CarryingGroup>>>,
     /// Markers this process sent through PostgreSQL's change channel, as
     /// the listener hears them back (see [`ReadCaches::await_own_changes`]).
     markers: tokio::sync::broadcast::Sender<u64>,
@@ -168,12 +186,13 @@ impl ReadCaches {
     /// `enabled` is false while nothing would tell them of changes made
     /// elsewhere.
     pub fn new(ttl: Duration, max_bytes: usize, enabled: bool) -> Self {
-        let each = max_bytes / 4;
+        let each = max_bytes / 5;
         Self {
             users: ReadCache::new(ttl, each, enabled),
             counts: ReadCache::new(ttl, each, enabled),
             divisions: ReadCache::new(ttl, each, enabled),
             groups_by_user: ReadCache::new(ttl, each, enabled),
+            groups: ReadCache::new(ttl, each, enabled),
             markers: tokio::sync::broadcast::Sender::new(1024),
             next_marker: AtomicU64::new(0),
             process: rand::random(),
@@ -248,6 +267,7 @@ impl ReadCaches {
         self.counts.forget_all();
         self.divisions.forget_all();
         self.groups_by_user.forget_all();
+        self.groups.forget_all();
     }
 
     /// The user `id` changed: their token check and every count may be
@@ -269,6 +289,7 @@ impl ReadCaches {
         self.counts.set_enabled(enabled);
         self.divisions.set_enabled(enabled);
         self.groups_by_user.set_enabled(enabled);
+        self.groups.set_enabled(enabled);
     }
 }
 
@@ -423,6 +444,19 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
         let value = entry.value.get_or_try_init(|| load).await?.clone();
         self.weigh(&mut self.lock(), &key, &entry, &value);
         Ok(value)
+    }
+
+    /// The value of `key` if it is cached, fresh and loaded; loads nothing.
+    pub fn peek(&self, key: &K) -> Option<V> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let entries = self.lock();
+        let entry = entries.map.get(key)?;
+        if entry.created.elapsed() >= self.ttl {
+            return None;
+        }
+        entry.value.get().cloned()
     }
 
     /// The entry of `key` if it is fresh (loaded or loading), else a new,

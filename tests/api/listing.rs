@@ -9,7 +9,7 @@ use roster::{
     domain::{Email, Username},
     services::users::{self, NewUser},
 };
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestApp, spawn_app, spawn_counted_app};
@@ -931,4 +931,40 @@ async fn a_user_with_division_and_groups_is_read_in_one_statement() {
         assert_eq!(read_user(&fx, 1).await, bob);
         assert_eq!(counter.load(Ordering::SeqCst), expected);
     }
+    // Once the groups cache holds groups, a user's statement reads their
+    // groups' ids, and only a group not seen yet is read on its own,
+    // permissions and all. (The helpers below forget every cache.)
+    let auditors = fx.app.create_group("Auditors").await;
+    entity::group_permission::ActiveModel {
+        group_id: Set(auditors.id),
+        permission: Set("VIEW_USER_DETAILS".to_owned()),
+    }
+    .insert(fx.app.db())
+    .await
+    .unwrap();
+    fx.app.add_member(fx.ids[0], auditors.id).await;
+    counter.store(0, Ordering::SeqCst);
+    assert_eq!(read_user(&fx, 1).await, bob);
+    // The staff token's check, then Bob with his groups whole.
+    assert_eq!(counter.load(Ordering::SeqCst), 2);
+    counter.store(0, Ordering::SeqCst);
+    let alice = json!({ "user": {
+        "username": "alice",
+        "division": { "name": "Engineering" },
+        "groups": [{ "name": "Auditors" }, { "name": "Manager" }],
+    } });
+    assert_eq!(read_user(&fx, 0).await, alice);
+    // Alice with her groups' ids, then Auditors (Manager came with Bob).
+    assert_eq!(counter.load(Ordering::SeqCst), 2);
+    // What her groups carry came with them: her token, checked against the
+    // user just read, may see Bob's email.
+    let query = "query($id: ID!) { user(id: $id) { email } }";
+    let variables = json!({ "id": fx.ids[1].to_string() });
+    counter.store(0, Ordering::SeqCst);
+    let reply = fx.app.gql_as(Some(&fx.user_token), query, variables).await;
+    assert_eq!(
+        reply.body,
+        json!({ "data": { "user": { "email": PEOPLE[1].3 } } })
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 0);
 }

@@ -95,6 +95,29 @@ impl Reader {
             .collect())
     }
 
+    /// The divisions among `ids` that the divisions cache holds now; reads
+    /// nothing.
+    pub fn cached_divisions(&self, ids: &[i64]) -> Vec<(i64, Arc<division::Model>)> {
+        let Some(caches) = self.caches() else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter_map(|&id| Some((id, caches.divisions.peek(&id)??)))
+            .collect()
+    }
+
+    /// The groups of those `user_ids` whose groups the groups cache holds
+    /// now; reads nothing.
+    pub fn cached_groups_of_users(&self, user_ids: &[i64]) -> Vec<(i64, Arc<Vec<group::Model>>)> {
+        let Some(caches) = self.caches() else {
+            return Vec::new();
+        };
+        user_ids
+            .iter()
+            .filter_map(|&id| Some((id, caches.groups_by_user.peek(&id)?)))
+            .collect()
+    }
+
     /// The groups of each user, ordered by name, through the groups cache.
     pub async fn groups_of_users(
         &self,
