@@ -52,9 +52,10 @@ pub struct Pool {
     /// Longest a statement runs: the request timeout (see
     /// [`crate::request_deadline`]).
     pub statement_timeout: Duration,
-    /// SQLite: the page cache of each connection, in KiB. SQLite's default
-    /// (2,000 KiB) took 13 MiB more than 512 over four connections, and
-    /// served searches no faster (bench/README.md).
+    /// SQLite: the page cache of each connection, in KiB. With SQLite's
+    /// default (2,000 KiB) the bench's peak RSS was 13 MiB higher than with
+    /// 512 (the caches and the allocator's arenas around them), and
+    /// searches no faster (bench/README.md).
     pub sqlite_page_cache_kib: u32,
 }
 

@@ -14,16 +14,16 @@
 //! stopped) and keeps its thread until then, so the bound always holds.
 //!
 //! A thread keeps Argon2's 19 MiB from one hash to the next while hashes
-//! are waiting, and gives it back when none is: memory held for hashing
-//! is at most `concurrency` × 19 MiB, whatever the load, and none while
-//! nobody signs in.
+//! keep coming, and gives it back once it has waited half a second for
+//! one: memory held for hashing is at most `concurrency` × 19 MiB,
+//! whatever the load, and none while nobody signs in.
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
     sync::{
-        Arc, Mutex, OnceLock, PoisonError, TryLockError,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
-        mpsc,
+        mpsc::{self, RecvTimeoutError},
     },
     time::Duration,
 };
@@ -53,8 +53,11 @@ fn failed(error: impl std::fmt::Display) -> Error {
 }
 
 /// A hashing thread's memory: Argon2's blocks, kept while hashes follow one
-/// another, given back when the thread waits for work.
+/// another, given back when the thread has waited `KEEP_IDLE` for work.
 type Memory = Vec<Block>;
+
+/// How long a hashing thread keeps its memory with no hash to compute.
+const KEEP_IDLE: Duration = Duration::from_millis(500);
 
 /// Blocks (of 1 KiB) reserved for a hash's memory, of which it touches 19
 /// MiB. glibc's allocator maps a request this large (over 32 MiB) on its
@@ -76,10 +79,13 @@ fn compute(
     memory: &mut Memory,
 ) -> Result<()> {
     let needed = params.block_count();
+    if memory.capacity() < needed {
+        // The old memory goes before the new comes.
+        *memory = Memory::new();
+        memory.reserve_exact(needed.max(RESERVED_BLOCKS));
+    }
     if memory.len() < needed {
-        let mut reserved = Vec::with_capacity(needed.max(RESERVED_BLOCKS));
-        reserved.resize(needed, Block::default());
-        *memory = reserved;
+        memory.resize(needed, Block::default());
     }
     let blocks = memory
         .get_mut(..needed)
@@ -300,23 +306,13 @@ impl Hasher {
                 .spawn(move || {
                     let mut memory = Memory::new();
                     loop {
-                        // The memory goes back while the thread waits:
-                        // when no hash is queued, or when another thread
-                        // is already waiting for one (it holds the lock).
-                        let job = {
-                            let receiver = match receiver.try_lock() {
-                                Ok(receiver) => receiver,
-                                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                                Err(TryLockError::WouldBlock) => {
-                                    memory = Memory::new();
-                                    receiver.lock().unwrap_or_else(PoisonError::into_inner)
-                                }
-                            };
-                            receiver.try_recv().or_else(|_| {
-                                memory = Memory::new();
-                                receiver.recv()
-                            })
-                        };
+                        // The queue is held for at most `KEEP_IDLE` at a
+                        // time, so every idle thread in turn finds no work
+                        // and gives its memory back.
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv_timeout(KEEP_IDLE);
                         match job {
                             // A panic (none is known) costs its request,
                             // not the thread.
@@ -324,7 +320,8 @@ impl Hasher {
                                 let _ =
                                     std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
                             }
-                            Err(_) => return,
+                            Err(RecvTimeoutError::Timeout) => memory = Memory::new(),
+                            Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 });

@@ -263,11 +263,14 @@ impl ReadCaches {
     }
 
     pub fn forget_all(&self) {
-        self.users.forget_all();
+        // Users last: a user's permissions may be read from the groups
+        // cache, and a user loaded after the users were forgotten must not
+        // find the groups as they were before.
         self.counts.forget_all();
         self.divisions.forget_all();
         self.groups_by_user.forget_all();
         self.groups.forget_all();
+        self.users.forget_all();
     }
 
     /// The user `id` changed: their token check and every count may be
@@ -285,11 +288,12 @@ impl ReadCaches {
     }
 
     pub fn set_enabled(&self, enabled: bool) {
-        self.users.set_enabled(enabled);
+        // Users last, as in `forget_all`.
         self.counts.set_enabled(enabled);
         self.divisions.set_enabled(enabled);
         self.groups_by_user.set_enabled(enabled);
         self.groups.set_enabled(enabled);
+        self.users.set_enabled(enabled);
     }
 }
 
