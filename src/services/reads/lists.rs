@@ -179,13 +179,25 @@ impl Reader {
         let keys = user_keys(&query.order);
         let key_values = |u: &user::Model| user_key_values(&keys, u);
         let (page, total) = (&query.page, query.with_total);
-        match self.substrings == SubstringIndex::PostgresTrigrams && !patterns.is_empty() {
-            true => {
-                self.page_planned_for_patterns(select, &keys, page, total, key_values)
-                    .await
-            }
-            false => self.page_of(select, &keys, page, total, key_values).await,
+        if self.substrings == SubstringIndex::PostgresTrigrams && !patterns.is_empty() {
+            // Each statement planned for the patterns it holds: a prepared
+            // statement's generic plan, which PostgreSQL picks after five
+            // runs, knows no pattern. It scanned the users in id order for
+            // a rare one (25-45 ms at 100,000 users, against 1 ms through
+            // the trigram index), and could read the whole GIN index for a
+            // pattern of 1 or 2 characters. Costs three round trips (begin,
+            // set, commit); only lists with a substring lookup pay them.
+            let txn = self.db.begin().await?;
+            txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+                .await?;
+            let listed = self
+                .page_of(&txn, select, &keys, page, total, key_values)
+                .await?;
+            txn.commit().await?;
+            return Ok(listed);
         }
+        self.page_of(&self.db, select, &keys, page, total, key_values)
+            .await
     }
 
     /// Groups, for a signed-in viewer.
@@ -204,8 +216,15 @@ impl Reader {
             keys.iter().map(value).collect()
         };
         let select = group::Entity::find().filter(condition);
-        self.page_of(select, &keys, &query.page, query.with_total, key_values)
-            .await
+        self.page_of(
+            &self.db,
+            select,
+            &keys,
+            &query.page,
+            query.with_total,
+            key_values,
+        )
+        .await
     }
 
     /// Divisions, for a signed-in viewer.
@@ -231,8 +250,15 @@ impl Reader {
             keys.iter().map(value).collect()
         };
         let select = division::Entity::find().filter(condition);
-        self.page_of(select, &keys, &query.page, query.with_total, key_values)
-            .await
+        self.page_of(
+            &self.db,
+            select,
+            &keys,
+            &query.page,
+            query.with_total,
+            key_values,
+        )
+        .await
     }
 
     /// The audit log, for holders of `VIEW_AUDIT_LOG`: newest first (by
@@ -259,9 +285,14 @@ impl Reader {
         }];
         let select = event::Entity::find().filter(condition);
         let mut listed = self
-            .page_of(select, &keys, &query.page, query.with_total, |e| {
-                vec![KeyValue::Int(e.id)]
-            })
+            .page_of(
+                &self.db,
+                select,
+                &keys,
+                &query.page,
+                query.with_total,
+                |e| vec![KeyValue::Int(e.id)],
+            )
             .await?;
         // The payloads hold users as staff see them.
         if !access.holds(Permission::ViewUserDetails) {
@@ -319,55 +350,10 @@ impl Reader {
         })
     }
 
-    /// The count (when asked for) and one page of `select`: the part every
-    /// list shares once its filter and ordering are known.
+    /// The count (when asked for) and one page of `select`, read on `db`
+    /// (the pool, or a transaction): the part every list shares once its
+    /// filter and ordering are known.
     async fn page_of<E>(
-        &self,
-        select: Select<E>,
-        keys: &[SortKey],
-        page: &PageArgs,
-        with_total: bool,
-        key_values: impl Fn(&E::Model) -> Vec<KeyValue>,
-    ) -> Result<Listed<E::Model>>
-    where
-        E: EntityTrait,
-        E::Model: Sync,
-    {
-        self.page_on(&self.db, select, keys, page, with_total, key_values)
-            .await
-    }
-
-    /// [`Reader::page_of`], on PostgreSQL with each statement planned for
-    /// the patterns it holds: in a transaction with `plan_cache_mode =
-    /// force_custom_plan`. A prepared statement's generic plan, which
-    /// PostgreSQL picks after five runs, knows no pattern: it scanned the
-    /// users in id order for a rare one (25-45 ms at 100,000 users, against
-    /// 1 ms through the trigram index), and could read the whole GIN index
-    /// for a pattern of 1 or 2 characters. Costs three round trips (begin,
-    /// set, commit); only lists with a substring lookup pay them.
-    async fn page_planned_for_patterns<E>(
-        &self,
-        select: Select<E>,
-        keys: &[SortKey],
-        page: &PageArgs,
-        with_total: bool,
-        key_values: impl Fn(&E::Model) -> Vec<KeyValue>,
-    ) -> Result<Listed<E::Model>>
-    where
-        E: EntityTrait,
-        E::Model: Sync,
-    {
-        let txn = self.db.begin().await?;
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
-        let listed = self
-            .page_on(&txn, select, keys, page, with_total, key_values)
-            .await?;
-        txn.commit().await?;
-        Ok(listed)
-    }
-
-    async fn page_on<E>(
         &self,
         db: &impl ConnectionTrait,
         select: Select<E>,
