@@ -609,6 +609,63 @@ async fn total_count_counts_every_match_not_the_page() {
     assert_eq!(reply.body["data"]["users"]["totalCount"], json!(2));
 }
 
+/// A page that reaches the last match, counted from the first, is its own
+/// count: no second statement. Every other page is counted.
+#[tokio::test]
+async fn total_count_comes_from_a_page_that_holds_every_match() {
+    let (app, counter) = spawn_counted_app(|config| config.cache = std::time::Duration::ZERO).await;
+    let fx = fixture_on(app).await;
+    let query = "query($f: UserFilter, $first: Int, $after: String, $last: Int, $offset: Int, $limit: Int) {
+      users(filter: $f, first: $first, after: $after, last: $last, offset: $offset, limit: $limit) {
+        totalCount nodes { username } pageInfo { endCursor } } }";
+    let liddell = json!({ "lastName": { "exact": "Liddell" } });
+    let first_two = fx
+        .app
+        .gql_as(Some(&fx.staff_token), query, json!({ "first": 2 }))
+        .await;
+    let after = first_two.body["data"]["users"]["pageInfo"]["endCursor"].clone();
+    // (variables, totalCount, rows, statements: the token check, the page
+    // and, when the page cannot tell, the count)
+    let cases = [
+        (json!({ "first": 10 }), 6, 6, 2),
+        (json!({ "first": 6 }), 6, 6, 2),
+        (json!({ "first": 5 }), 6, 5, 3),
+        (json!({ "last": 10 }), 6, 6, 2),
+        (json!({ "last": 3 }), 6, 3, 3),
+        (json!({ "f": liddell, "first": 10 }), 2, 2, 2),
+        (json!({ "f": liddell, "first": 1 }), 2, 1, 3),
+        (json!({ "offset": 0, "limit": 6 }), 6, 6, 2),
+        (json!({ "offset": 4, "limit": 5 }), 6, 2, 2),
+        (json!({ "offset": 2, "limit": 2 }), 6, 2, 3),
+        // Past the end, an empty page only says "at most 6".
+        (json!({ "offset": 6, "limit": 5 }), 6, 0, 3),
+        (json!({ "offset": 9, "limit": 5 }), 6, 0, 3),
+        // After a cursor, what came before is not on the page.
+        (json!({ "first": 10, "after": after }), 6, 4, 3),
+        (json!({ "first": 0 }), 6, 0, 2),
+    ];
+    for (variables, total, rows, statements) in cases {
+        counter.store(0, Ordering::SeqCst);
+        let reply = fx
+            .app
+            .gql_as(Some(&fx.staff_token), query, variables.clone())
+            .await;
+        let users = &reply.body["data"]["users"];
+        assert_eq!(
+            users["totalCount"],
+            json!(total),
+            "{variables}: {}",
+            reply.body
+        );
+        assert_eq!(
+            users["nodes"].as_array().map(Vec::len),
+            Some(rows),
+            "{variables}"
+        );
+        assert_eq!(counter.load(Ordering::SeqCst), statements, "{variables}");
+    }
+}
+
 #[tokio::test]
 async fn page_limits_and_malformed_cursors_are_bad_input() {
     let fx = fixture().await;

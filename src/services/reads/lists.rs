@@ -345,6 +345,7 @@ impl Reader {
                 rows: cursors.into_iter().zip(viewed).collect(),
                 has_next_page: page.has_next_page,
                 has_previous_page: page.has_previous_page,
+                known_total: page.known_total,
             },
             total,
         })
@@ -366,12 +367,17 @@ impl Reader {
         E: EntityTrait,
         E::Model: Sync,
     {
-        let total = match with_total {
-            true => Some(self.count(db, &select).await?),
-            false => None,
-        };
+        let counted = select.clone();
         let page =
             pagination::fetch_page(db, select, keys, page, self.max_page_size, key_values).await?;
+        // A search that finds fewer matches than a page holds (the usual
+        // search for a name) is counted by its page: at a million users the
+        // count is a second pass over the matches, 20-40 ms on PostgreSQL.
+        let total = match (with_total, page.known_total) {
+            (false, _) => None,
+            (true, Some(known)) => Some(known),
+            (true, None) => Some(self.count(db, &counted).await?),
+        };
         Ok(Listed { page, total })
     }
 

@@ -303,6 +303,10 @@ pub struct Page<M> {
     pub rows: Vec<(String, M)>,
     pub has_next_page: bool,
     pub has_previous_page: bool,
+    /// How many rows the select matches, when this page shows it: the page
+    /// reached the last match and every match before it is known (the
+    /// first page, or an offset page that is not past the end).
+    pub known_total: Option<i64>,
 }
 
 /// Fetches one page of `select` (already filtered) in the order `keys`
@@ -351,6 +355,7 @@ where
             rows: Vec::new(),
             has_next_page: false,
             has_previous_page: false,
+            known_total: None,
         });
     }
     let mut rows = query.limit(request.size + 1).all(db).await?;
@@ -364,6 +369,16 @@ where
         Mode::Backward(before) => (before.is_some(), more),
         Mode::Offset(_) => (more, skipped > 0),
     };
+    let seen = skipped + rows.len() as u64;
+    let known_total = match &request.mode {
+        _ if more => None,
+        Mode::Forward(None) | Mode::Backward(None) => Some(seen),
+        // Past the end, an empty page says only that there are at most
+        // `offset` matches.
+        Mode::Offset(offset) if *offset == 0 || !rows.is_empty() => Some(seen),
+        _ => None,
+    }
+    .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let rows = rows
         .into_iter()
         .map(|row| (encode_cursor(keys, &key_of(&row)), row))
@@ -372,6 +387,7 @@ where
         rows,
         has_next_page,
         has_previous_page,
+        known_total,
     })
 }
 
