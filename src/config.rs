@@ -1,13 +1,16 @@
 //! Configuration: every `ROSTER_*` setting as a flag with an environment
 //! fallback (the flag wins), parsed once at start and validated into
 //! [`Config`]. A bad value stops the program with one line naming the setting.
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{Args, builder::BoolishValueParser};
 
 use crate::{
     domain::{RetrySchedule, retry_schedule::DEFAULT_RETRY_SCHEDULE},
-    http::client_address::{ForwardedHeader, TrustedProxies},
+    http::{
+        client_address::{ForwardedHeader, TrustedProxies},
+        persisted_queries::{DocumentPolicy, TrustedDocuments},
+    },
     services::{client_budget::ClientBudget, password_hash::HashLimits},
 };
 
@@ -57,6 +60,7 @@ pub const DEFAULT_WEBHOOK_MAX_ENDPOINTS: u64 = 20;
 pub const DEFAULT_WEBHOOK_REPLAY_LIMIT: u64 = 10_000;
 pub const DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
+pub const DEFAULT_PERSISTED_QUERIES_MAX_MIB: usize = 8;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -365,6 +369,29 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value = "true",
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
     pub introspection: bool,
+    /// Whether clients may send a document once with its SHA-256 and then
+    /// by the hash alone (Apollo's automatic persisted queries).
+    #[arg(long, env = "ROSTER_PERSISTED_QUERIES", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub persisted_queries: bool,
+    /// Most memory the documents kept by hash may take, in MiB; when it is
+    /// full it empties, and clients send their documents again.
+    #[arg(long, env = "ROSTER_PERSISTED_QUERIES_MAX_MIB", default_value_t = DEFAULT_PERSISTED_QUERIES_MAX_MIB,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_024), value_name = "MIB")]
+    pub persisted_queries_max_mib: usize,
+    /// A manifest of trusted documents, as Apollo's
+    /// `generate-persisted-query-manifest` writes it: its operations may be
+    /// sent by id.
+    #[arg(long, env = "ROSTER_TRUSTED_DOCUMENTS", value_name = "PATH")]
+    pub trusted_documents: Option<PathBuf>,
+    /// Only the manifest's documents run (sent by id, or whole).
+    #[arg(long, env = "ROSTER_TRUSTED_DOCUMENTS_ONLY", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub trusted_documents_only: bool,
+    /// With ROSTER_TRUSTED_DOCUMENTS_ONLY: staff may still send any document.
+    #[arg(long, env = "ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub trusted_documents_staff_bypass: bool,
 }
 
 fn parse_positive_usize(value: &str) -> Result<usize, String> {
@@ -454,6 +481,11 @@ impl Default for Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             introspection: true,
+            persisted_queries: true,
+            persisted_queries_max_mib: DEFAULT_PERSISTED_QUERIES_MAX_MIB,
+            trusted_documents: None,
+            trusted_documents_only: false,
+            trusted_documents_staff_bypass: false,
         }
     }
 }
@@ -526,6 +558,7 @@ pub struct Config {
     pub max_connections: u32,
     pub max_connections_per_client: u32,
     pub introspection: bool,
+    pub documents: DocumentPolicy,
 }
 
 impl Config {
@@ -540,7 +573,22 @@ impl Config {
             }
             other => other.map(Secret::new),
         };
-        Ok(Self::assemble(database, settings, jwt_secret))
+        let trusted = match &settings.trusted_documents {
+            Some(path) => Some(Arc::new(TrustedDocuments::load(path).map_err(|e| {
+                format!("ROSTER_TRUSTED_DOCUMENTS (--trusted-documents): {e}")
+            })?)),
+            None if settings.trusted_documents_only => {
+                return Err(
+                    "ROSTER_TRUSTED_DOCUMENTS_ONLY (--trusted-documents-only) needs \
+                     a manifest in ROSTER_TRUSTED_DOCUMENTS (--trusted-documents)"
+                        .to_owned(),
+                );
+            }
+            None => None,
+        };
+        let mut config = Self::assemble(database, settings, jwt_secret);
+        config.documents.trusted = trusted;
+        Ok(config)
     }
 
     /// The defaults, over the given database.
@@ -622,6 +670,15 @@ impl Config {
             max_connections: settings.max_connections,
             max_connections_per_client: settings.max_connections_per_client,
             introspection: settings.introspection,
+            documents: DocumentPolicy {
+                automatic: settings.persisted_queries,
+                automatic_max_bytes: settings
+                    .persisted_queries_max_mib
+                    .saturating_mul(1024 * 1024),
+                trusted: None,
+                trusted_only: settings.trusted_documents_only,
+                staff_bypass: settings.trusted_documents_staff_bypass,
+            },
         }
     }
 }

@@ -12,12 +12,15 @@ use async_graphql::{
 use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
     extract::{ConnectInfo, RawQuery, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 
-use super::{HttpState, JSON, MAX_BATCH, auth, error_reply};
+use super::{
+    HttpState, JSON, MAX_BATCH, auth, error_reply,
+    persisted_queries::{self, Resolved, Trust},
+};
 use crate::{
     error::Error,
     graphql::{
@@ -44,7 +47,20 @@ pub async fn handle(
         BatchRequest::Single(request) => (vec![request], false),
         BatchRequest::Batch(requests) => (requests, true),
     };
-    if requests.iter().any(|r| r.query.trim().is_empty()) {
+    if requests.len() > MAX_BATCH {
+        let message = format!("A batch may hold at most {MAX_BATCH} operations.");
+        return error_reply(StatusCode::OK, content_type, &message, "QUERY_TOO_COMPLEX");
+    }
+    // A document named by its hash (or by a trusted manifest's id) is
+    // filled in before anything else reads the request.
+    let resolved: Vec<_> = requests
+        .iter_mut()
+        .map(|request| state.persisted.resolve(request))
+        .collect();
+    let sent_nothing = |(request, resolved): (&async_graphql::Request, &Result<_, _>)| {
+        resolved.is_ok() && request.query.trim().is_empty()
+    };
+    if requests.iter().zip(&resolved).any(sent_nothing) {
         let message = "A request must carry a query.";
         return error_reply(
             StatusCode::BAD_REQUEST,
@@ -52,10 +68,6 @@ pub async fn handle(
             message,
             "GRAPHQL_PARSE_FAILED",
         );
-    }
-    if requests.len() > MAX_BATCH {
-        let message = format!("A batch may hold at most {MAX_BATCH} operations.");
-        return error_reply(StatusCode::OK, content_type, &message, "QUERY_TOO_COMPLEX");
     }
     if method == Method::GET {
         // async-graphql reads `operation_name` from a query string; GraphQL
@@ -72,11 +84,44 @@ pub async fn handle(
     // Each document is parsed and measured before anything else walks it,
     // and async-graphql gets only the operation that runs and the fragments
     // it reaches; a request the limits refuse never reaches async-graphql.
+    // When only trusted documents run, staff may be let through: the only
+    // case in which the token is read before the documents are.
+    let untrusted = resolved.iter().any(|r| {
+        matches!(
+            r,
+            Ok(Resolved {
+                trust: Trust::Untrusted,
+                ..
+            })
+        )
+    });
+    let mut viewer = None;
+    let mut staff = false;
+    let bypass = state.persisted.policy().staff_bypass;
+    if untrusted && bypass {
+        let read = auth::viewer(&state.app, &headers).await;
+        staff = read
+            .as_ref()
+            .is_ok_and(|access| access.may_send_untrusted_documents(bypass));
+        viewer = Some(read);
+    }
     let mut mutates = false;
     let mut budget = RequestBudget::default();
+    let mut not_found = false;
     let plans: Vec<Plan> = requests
         .iter_mut()
-        .map(|request| plan(&state, request, &mut budget, &mut mutates))
+        .zip(&resolved)
+        .map(|(request, resolved)| match resolved {
+            Err(refusal) => {
+                not_found |= refusal.code == persisted_queries::NOT_FOUND;
+                Plan::Refused(refusal.clone())
+            }
+            Ok(Resolved {
+                trust: Trust::Untrusted,
+                ..
+            }) if !staff => Plan::Refused(persisted_queries::untrusted()),
+            Ok(resolved) => plan(&state, request, resolved, &mut budget, &mut mutates),
+        })
         .collect();
     if method == Method::GET && mutates {
         let message = "Mutations are not allowed over GET; use POST.";
@@ -87,14 +132,18 @@ pub async fn handle(
             "FORBIDDEN",
         );
     }
-    let viewer = match auth::viewer(&state.app, &headers).await {
+    let viewer = match viewer {
+        Some(read) => read,
+        None => auth::viewer(&state.app, &headers).await,
+    };
+    let viewer = match viewer {
         Ok(viewer) => viewer,
         Err(error) => {
             let answers = requests
                 .iter()
                 .map(|_| Answer::unexecuted(&error))
                 .collect();
-            return respond(content_type, batched, answers);
+            return respond(content_type, batched, answers, not_found);
         }
     };
     // A batch with a mutation reads past the caches, so that what it returns
@@ -155,14 +204,16 @@ pub async fn handle(
         // What it queued has committed: the webhook worker may send it.
         state.app.deliverer.look_now();
     }
-    respond(content_type, batched, answers)
+    respond(content_type, batched, answers, not_found)
 }
 
 /// Checks one operation of the request and gives async-graphql the pruned
-/// document to run; notes in `mutates` whether it is a mutation.
+/// document to run; notes in `mutates` whether it is a mutation. A
+/// document sent with its hash is kept once it passes every check.
 fn plan(
     state: &HttpState,
     request: &mut async_graphql::Request,
+    resolved: &Resolved,
     budget: &mut RequestBudget,
     mutates: &mut bool,
 ) -> Plan {
@@ -184,6 +235,7 @@ fn plan(
     {
         Err(refusal) => Plan::Refused(refusal),
         Ok(pruned) => {
+            state.persisted.remember(resolved, request);
             let writers = analysis::writers(&pruned);
             let announcers = analysis::announcers(&pruned);
             request.set_parsed_query(pruned);
@@ -325,7 +377,15 @@ impl<'a> From<&'a Answer> for Sent<'a> {
 /// A GraphQL result is 200, whatever its errors, so clients keep `data`;
 /// a request error is 400 to clients that asked for
 /// `application/graphql-response+json` (GraphQL over HTTP).
-fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> Response {
+/// `not_found`: an operation's persisted query was not found; a cache
+/// between client and server must not keep that answer, which the client's
+/// next request (with the document) makes untrue.
+fn respond(
+    content_type: &'static str,
+    batched: bool,
+    answers: Vec<Answer>,
+    not_found: bool,
+) -> Response {
     let body = if batched {
         let bodies: Vec<Sent> = answers.iter().map(Sent::from).collect();
         serde_json::to_vec(&bodies)
@@ -341,7 +401,17 @@ fn respond(content_type: &'static str, batched: bool, answers: Vec<Answer>) -> R
         StatusCode::OK
     };
     match body {
-        Ok(body) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Ok(body) => {
+            let mut response =
+                (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+            if not_found {
+                response.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-cache, must-revalidate"),
+                );
+            }
+            response
+        }
         Err(_) => error_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             JSON,

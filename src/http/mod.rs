@@ -6,6 +6,7 @@ mod graphiql;
 mod graphql;
 mod health;
 pub mod listener;
+pub mod persisted_queries;
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,6 +40,7 @@ pub struct HttpState {
     pub app: AppState,
     pub schema: RosterSchema,
     pub documents: ParsedDocuments,
+    pub persisted: persisted_queries::PersistedQueries,
     pub limits: Limits,
 }
 
@@ -53,6 +55,7 @@ pub async fn router(app: AppState) -> Router {
         app,
         schema,
         documents: ParsedDocuments::default(),
+        persisted: persisted_queries::PersistedQueries::new(config.documents.clone()),
         limits,
     });
     let graphql = get(graphql::handle)

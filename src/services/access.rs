@@ -150,6 +150,13 @@ impl Access {
         self.user().is_ok_and(|u| is_staff(u) && u.is_active)
     }
 
+    /// Whether the viewer may send documents outside the trusted ones when
+    /// only those run: staff, when the deployment lets them
+    /// (`ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS`).
+    pub fn may_send_untrusted_documents(&self, staff_bypass: bool) -> bool {
+        staff_bypass && self.is_staff()
+    }
+
     /// Whether the viewer is the user `id`.
     pub fn is_self(&self, id: i64) -> bool {
         self.user().is_ok_and(|u| u.id == id)

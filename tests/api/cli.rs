@@ -90,6 +90,31 @@ fn a_bad_number_is_one_line_naming_the_setting() {
     assert_one_line_error(&output, "ROSTER_LOG");
 }
 
+#[test]
+fn a_bad_trusted_documents_manifest_is_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let output = roster(
+        &["serve"],
+        &[("ROSTER_TRUSTED_DOCUMENTS", missing.to_str().unwrap())],
+    );
+    assert_one_line_error(
+        &output,
+        "ROSTER_TRUSTED_DOCUMENTS (--trusted-documents): cannot read",
+    );
+    let broken = dir.path().join("broken.json");
+    let manifest = r#"{"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
+        {"id": "1", "name": "Me", "type": "query", "body": "query Me {\n  me { id\n}"}]}"#;
+    std::fs::write(&broken, manifest).unwrap();
+    let output = roster(
+        &["serve", "--trusted-documents", broken.to_str().unwrap()],
+        &[],
+    );
+    assert_one_line_error(&output, "operation \"1\" (Me): the body does not parse");
+    let output = roster(&["serve"], &[("ROSTER_TRUSTED_DOCUMENTS_ONLY", "true")]);
+    assert_one_line_error(&output, "ROSTER_TRUSTED_DOCUMENTS_ONLY");
+}
+
 #[tokio::test]
 async fn a_port_in_use_is_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

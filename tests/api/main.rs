@@ -17,6 +17,7 @@ mod hostile;
 mod listing;
 mod load;
 mod permissions;
+mod persisted;
 mod processes;
 mod properties;
 mod reads;
