@@ -49,6 +49,12 @@ impl<K: Eq + Hash, V: Clone> BoundedMap<K, V> {
             return;
         }
         let mut entries = self.lock();
+        // Kept already (with the same weight: it depends on nothing but its
+        // key): no reason to empty a full map.
+        if let Some(kept) = entries.map.get_mut(&key) {
+            *kept = value;
+            return;
+        }
         if entries.map.len() >= self.max_entries || entries.bytes + weight > self.max_bytes {
             entries.map.clear();
             entries.bytes = 0;
@@ -90,6 +96,9 @@ mod tests {
             (map.get("a"), map.get("b"), map.len(), map.bytes()),
             (Some(1), Some(2), 2, 20)
         );
+        // A key kept already does not empty a full map.
+        map.insert("b".into(), 2, 10);
+        assert_eq!((map.get("a"), map.len(), map.bytes()), (Some(1), 2, 20));
         map.insert("c".into(), 3, 10);
         assert_eq!((map.get("a"), map.get("c"), map.len()), (None, Some(3), 1));
     }

@@ -17,7 +17,7 @@ use crate::{
     about = "A GraphQL server for users, groups and divisions."
 )]
 pub struct Cli {
-    /// Log filter, e.g. `info` or `roster=debug,tower_http=debug`.
+    /// Log filter, e.g. `info` or `info,roster::http=debug`.
     #[arg(
         long,
         env = "ROSTER_LOG",
@@ -26,6 +26,15 @@ pub struct Cli {
         value_name = "FILTER"
     )]
     pub log: String,
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(
+        long,
+        env = "ROSTER_LOG_FORMAT",
+        default_value = "text",
+        global = true,
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -118,7 +127,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = crate::telemetry::init(&cli.log) {
+    if let Err(message) = crate::telemetry::init(&cli.log, cli.log_format) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }

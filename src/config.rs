@@ -61,6 +61,7 @@ pub const DEFAULT_WEBHOOK_REPLAY_LIMIT: u64 = 10_000;
 pub const DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 pub const DEFAULT_PERSISTED_QUERIES_MAX_MIB: usize = 8;
+pub const DEFAULT_PERSISTED_QUERY_MAX_KIB: usize = 32;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -379,6 +380,11 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_PERSISTED_QUERIES_MAX_MIB", default_value_t = DEFAULT_PERSISTED_QUERIES_MAX_MIB,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_024), value_name = "MIB")]
     pub persisted_queries_max_mib: usize,
+    /// Longest document kept by its hash, in KiB: a longer one runs when
+    /// sent whole, but is not kept.
+    #[arg(long, env = "ROSTER_PERSISTED_QUERY_MAX_KIB", default_value_t = DEFAULT_PERSISTED_QUERY_MAX_KIB,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_024), value_name = "KIB")]
+    pub persisted_query_max_kib: usize,
     /// A manifest of trusted documents, as Apollo's
     /// `generate-persisted-query-manifest` writes it: its operations may be
     /// sent by id.
@@ -483,6 +489,7 @@ impl Default for Settings {
             introspection: true,
             persisted_queries: true,
             persisted_queries_max_mib: DEFAULT_PERSISTED_QUERIES_MAX_MIB,
+            persisted_query_max_kib: DEFAULT_PERSISTED_QUERY_MAX_KIB,
             trusted_documents: None,
             trusted_documents_only: false,
             trusted_documents_staff_bypass: false,
@@ -586,6 +593,13 @@ impl Config {
             }
             None => None,
         };
+        if settings.trusted_documents_staff_bypass && !settings.trusted_documents_only {
+            return Err(
+                "ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS (--trusted-documents-staff-bypass) \
+                 only has a meaning with ROSTER_TRUSTED_DOCUMENTS_ONLY (--trusted-documents-only)"
+                    .to_owned(),
+            );
+        }
         let mut config = Self::assemble(database, settings, jwt_secret);
         config.documents.trusted = trusted;
         Ok(config)
@@ -675,6 +689,7 @@ impl Config {
                 automatic_max_bytes: settings
                     .persisted_queries_max_mib
                     .saturating_mul(1024 * 1024),
+                max_kept_document_bytes: settings.persisted_query_max_kib.saturating_mul(1024),
                 trusted: None,
                 trusted_only: settings.trusted_documents_only,
                 staff_bypass: settings.trusted_documents_staff_bypass,

@@ -7,7 +7,7 @@ use std::{
 
 use async_graphql::{
     BatchRequest, ErrorExtensions, ParseRequestError, PathSegment, Response as GqlResponse,
-    ServerError, Value,
+    ServerError, Value, parser::types::DocumentOperations,
 };
 use async_graphql_axum::GraphQLBatchRequest;
 use axum::{
@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::{
     HttpState, JSON, MAX_BATCH, auth, error_reply,
     persisted_queries::{self, Resolved, Trust},
+    request_id,
 };
 use crate::{
     error::Error,
@@ -120,7 +121,7 @@ pub async fn handle(
                 trust: Trust::Untrusted,
                 ..
             }) if !staff => Plan::Refused(persisted_queries::untrusted()),
-            Ok(resolved) => plan(&state, request, resolved, &mut budget, &mut mutates),
+            Ok(_) => plan(&state, request, &mut budget, &mut mutates),
         })
         .collect();
     if method == Method::GET && mutates {
@@ -159,7 +160,11 @@ pub async fn handle(
     let client = ClientAddr(state.app.config.trusted_proxies.client(peer.ip(), &headers));
     let mut forget = may_write.then(|| state.app.caches.forget_all_on_drop());
     // The operations of a batch run concurrently, each with fresh loaders.
-    let answers = requests.into_iter().zip(plans).map(|(request, plan)| {
+    let answers = requests.into_iter().zip(plans).zip(&resolved);
+    let answers = answers.map(|((request, plan), resolved)| {
+        // A document sent with its hash is kept once it has run: it passed
+        // every check and validated.
+        let to_keep = resolved.as_ref().ok().and_then(|r| r.to_keep(&request));
         let request = request
             .data(viewer.clone().asking_from(client.0))
             .data(Loaders::new(Reader::new(
@@ -176,6 +181,9 @@ pub async fn handle(
                     announcers,
                 } => {
                     let answer = Answer::from(state.schema.execute(request).await);
+                    if let Some(to_keep) = to_keep.filter(|_| answer.executed) {
+                        state.persisted.keep(to_keep);
+                    }
                     let wrote = if answer.may_have_written(&announcers) {
                         Wrote::WhatOthersCheck
                     } else if answer.may_have_written(&writers) {
@@ -208,12 +216,10 @@ pub async fn handle(
 }
 
 /// Checks one operation of the request and gives async-graphql the pruned
-/// document to run; notes in `mutates` whether it is a mutation. A
-/// document sent with its hash is kept once it passes every check.
+/// document to run; notes in `mutates` whether it is a mutation.
 fn plan(
     state: &HttpState,
     request: &mut async_graphql::Request,
-    resolved: &Resolved,
     budget: &mut RequestBudget,
     mutates: &mut bool,
 ) -> Plan {
@@ -228,6 +234,15 @@ fn plan(
         };
     };
     let operation = request.operation_name.as_deref();
+    let named = operation.or_else(|| match &document.operations {
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            operations.keys().next().map(|name| name.as_str())
+        }
+        _ => None,
+    });
+    if let Some(name) = named {
+        request_id::record_operation(name);
+    }
     *mutates |= analysis::is_mutation(&document, operation);
     match state
         .limits
@@ -235,7 +250,6 @@ fn plan(
     {
         Err(refusal) => Plan::Refused(refusal),
         Ok(pruned) => {
-            state.persisted.remember(resolved, request);
             let writers = analysis::writers(&pruned);
             let announcers = analysis::announcers(&pruned);
             request.set_parsed_query(pruned);

@@ -7,6 +7,7 @@ mod graphql;
 mod health;
 pub mod listener;
 pub mod persisted_queries;
+pub mod request_id;
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +22,6 @@ use axum::{
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
-    trace::TraceLayer,
 };
 
 use crate::{
@@ -76,7 +76,7 @@ pub async fn router(app: AppState) -> Router {
     if let Some(cors) = cors_layer(&config.cors_origins) {
         router = router.layer(cors);
     }
-    router.layer(TraceLayer::new_for_http())
+    router.layer(middleware::from_fn(request_id::assign))
 }
 
 /// Ends a request that outlives its deadline with 503 and a

@@ -10,7 +10,10 @@ use std::{
     sync::Arc,
 };
 
-use async_graphql::{Request, Value};
+use async_graphql::{
+    Request, Value,
+    parser::types::{DocumentOperations, OperationType},
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -93,14 +96,50 @@ impl TrustedDocuments {
                     named()
                 ));
             }
-            if let Err(e) = async_graphql::parser::parse_query(&operation.body) {
-                // The setting's error is one line.
-                let reason = e
-                    .to_string()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                return Err(format!("{}: the body does not parse: {reason}", named()));
+            let document = match async_graphql::parser::parse_query(&operation.body) {
+                Ok(document) => document,
+                Err(e) => {
+                    // The setting's error is one line.
+                    let reason = e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    return Err(format!("{}: the body does not parse: {reason}", named()));
+                }
+            };
+            // One operation per entry, as the generator writes them: a body
+            // with more would let `operationName` pick one the manifest's
+            // type and name do not describe.
+            let (name, definition) = match &document.operations {
+                DocumentOperations::Single(definition) => (None, definition),
+                DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+                    match operations.iter().next() {
+                        Some((name, definition)) => (Some(name.as_str()), definition),
+                        None => continue,
+                    }
+                }
+                DocumentOperations::Multiple(_) => {
+                    return Err(format!(
+                        "{}: the body holds more than one operation",
+                        named()
+                    ));
+                }
+            };
+            let kind = match definition.node.ty {
+                OperationType::Query => "query",
+                OperationType::Mutation => "mutation",
+                OperationType::Subscription => "subscription",
+            };
+            if kind != operation.kind {
+                return Err(format!("{}: the body is a {kind}", named()));
+            }
+            if !operation.name.is_empty() && name != Some(operation.name.as_str()) {
+                return Err(format!(
+                    "{}: the body's operation is named {}",
+                    named(),
+                    name.unwrap_or("nothing")
+                ));
             }
             let body: Arc<str> = operation.body.into();
             match documents.by_id.get(&id) {
@@ -135,6 +174,10 @@ pub struct DocumentPolicy {
     /// (at most `automatic_max_bytes` of them) and may then be sent by hash.
     pub automatic: bool,
     pub automatic_max_bytes: usize,
+    /// Longest document kept by hash: a longer one runs when sent, but is
+    /// not kept (each request naming it would make the server read it
+    /// whole again, for the price of a hash).
+    pub max_kept_document_bytes: usize,
     pub trusted: Option<Arc<TrustedDocuments>>,
     /// Only the trusted documents run.
     pub trusted_only: bool,
@@ -147,6 +190,7 @@ impl Default for DocumentPolicy {
         Self {
             automatic: true,
             automatic_max_bytes: 8 * 1024 * 1024,
+            max_kept_document_bytes: 32 * 1024,
             trusted: None,
             trusted_only: false,
             staff_bypass: false,
@@ -171,6 +215,22 @@ pub struct Resolved {
     pub trust: Trust,
     /// The hash under which to keep the document once it has run.
     remember: Option<Box<str>>,
+}
+
+/// A document to keep under its hash once it has run.
+pub struct ToKeep {
+    hash: Box<str>,
+    document: Arc<str>,
+}
+
+impl Resolved {
+    /// What to keep once `request` has run (validated, not refused).
+    pub fn to_keep(&self, request: &Request) -> Option<ToKeep> {
+        self.remember.as_ref().map(|hash| ToKeep {
+            hash: hash.clone(),
+            document: request.query.as_str().into(),
+        })
+    }
 }
 
 /// The documents this process keeps by hash, and the policy.
@@ -242,10 +302,12 @@ impl PersistedQueries {
             return Err(mismatch());
         }
         let held = trusted.is_some_and(|t| t.holds(&request.query));
+        let keep = self.policy.automatic
+            && !self.policy.trusted_only
+            && request.query.len() <= self.policy.max_kept_document_bytes;
         Ok(Resolved {
             trust: self.trust(held),
-            remember: (self.policy.automatic && !self.policy.trusted_only)
-                .then(|| digest.into_boxed_str()),
+            remember: keep.then(|| digest.into_boxed_str()),
         })
     }
 
@@ -257,14 +319,10 @@ impl PersistedQueries {
         }
     }
 
-    /// Keeps the document of a request that has been checked and planned,
-    /// under the hash it was sent with.
-    pub fn remember(&self, resolved: &Resolved, request: &Request) {
-        if let Some(hash) = &resolved.remember {
-            let weight = ENTRY_OVERHEAD + hash.len() + request.query.len();
-            self.kept
-                .insert(hash.clone(), request.query.as_str().into(), weight);
-        }
+    /// Keeps a document that has run under the hash it was sent with.
+    pub fn keep(&self, kept: ToKeep) {
+        let weight = ENTRY_OVERHEAD + kept.hash.len() + kept.document.len();
+        self.kept.insert(kept.hash, kept.document, weight);
     }
 }
 
@@ -354,8 +412,27 @@ mod tests {
                 "does not parse",
             ),
             (
-                manifest(&format!("{good}, {}", op("a1", "query", "{ __typename }"))),
+                manifest(&format!(
+                    "{good}, {}",
+                    op("a1", "query", "query Me { __typename }")
+                )),
                 "two bodies",
+            ),
+            (
+                manifest(&op(
+                    "a1",
+                    "query",
+                    "query Me { me { id } } query Other { __typename }",
+                )),
+                "more than one operation",
+            ),
+            (
+                manifest(&op("a1", "query", "mutation Me { __typename }")),
+                "the body is a mutation",
+            ),
+            (
+                manifest(&op("a1", "query", "query Other { me { id } }")),
+                "named Other",
             ),
         ];
         for (text, expected) in cases {

@@ -113,6 +113,11 @@ fn a_bad_trusted_documents_manifest_is_one_line_naming_the_setting() {
     assert_one_line_error(&output, "operation \"1\" (Me): the body does not parse");
     let output = roster(&["serve"], &[("ROSTER_TRUSTED_DOCUMENTS_ONLY", "true")]);
     assert_one_line_error(&output, "ROSTER_TRUSTED_DOCUMENTS_ONLY");
+    let output = roster(
+        &["serve"],
+        &[("ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS", "true")],
+    );
+    assert_one_line_error(&output, "ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS");
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod listing;
 mod load;
+mod observability;
 mod permissions;
 mod persisted;
 mod processes;

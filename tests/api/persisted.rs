@@ -184,6 +184,127 @@ async fn only_documents_that_pass_the_limits_are_kept_and_get_cannot_mutate() {
         (reply.status, reply.codes()),
         (405, vec!["FORBIDDEN".to_owned()])
     );
+    // Kept only once it has run: not when refused over GET, not when it
+    // does not validate, not when a bad token stops the request.
+    let deactivate = "mutation { deactivateUser(id: \"1\") { id } }";
+    let (reply, _) = get(
+        &app,
+        &[
+            ("query", deactivate.to_owned()),
+            ("extensions", persisted(&sha256(deactivate)).to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 405);
+    let unknown = "{ me { shoeSize } }";
+    let reply = post(
+        &app,
+        None,
+        json!({ "query": unknown, "extensions": persisted(&sha256(unknown)) }),
+    )
+    .await;
+    assert_eq!(reply.codes(), vec!["GRAPHQL_VALIDATION_FAILED"]);
+    let me = "{ me { id } }";
+    let reply = post(
+        &app,
+        Some("bad-token"),
+        json!({ "query": me, "extensions": persisted(&sha256(me)) }),
+    )
+    .await;
+    assert_eq!(reply.codes(), vec!["UNAUTHENTICATED"]);
+    for document in [deactivate, unknown, me] {
+        let reply = post(
+            &app,
+            None,
+            json!({ "extensions": persisted(&sha256(document)) }),
+        )
+        .await;
+        assert_eq!(
+            reply.codes(),
+            vec!["PERSISTED_QUERY_NOT_FOUND"],
+            "{document}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_store_is_bounded_and_long_documents_run_but_are_not_kept() {
+    let app = spawn_app_with(|config| {
+        config.documents.automatic_max_bytes = 600;
+        config.documents.max_kept_document_bytes = 300;
+    })
+    .await;
+    let documents: Vec<String> = (0..4).map(|i| format!("{{ a{i}: __typename }}")).collect();
+    let send =
+        |document: &str| json!({ "query": document, "extensions": persisted(&sha256(document)) });
+    let by_hash = |document: &str| json!({ "extensions": persisted(&sha256(document)) });
+    for document in &documents[..3] {
+        assert_eq!(
+            post(&app, None, send(document)).await.codes(),
+            Vec::<String>::new()
+        );
+    }
+    // Each weighs 96 + 64 + its 17 bytes: three fit in 600 bytes, and
+    // sending one of them again does not empty the store.
+    post(&app, None, send(&documents[0])).await;
+    for document in &documents[..3] {
+        let reply = post(&app, None, by_hash(document)).await;
+        assert_eq!(reply.codes(), Vec::<String>::new(), "{document}");
+    }
+    // A fourth empties it, then is kept.
+    post(&app, None, send(&documents[3])).await;
+    assert_eq!(
+        post(&app, None, by_hash(&documents[0])).await.codes(),
+        vec!["PERSISTED_QUERY_NOT_FOUND"]
+    );
+    assert_eq!(
+        post(&app, None, by_hash(&documents[3])).await.codes(),
+        Vec::<String>::new()
+    );
+    // Longer than 300 bytes: it runs, and is not kept.
+    let long = format!("{{ {} }}", "__typename ".repeat(30));
+    let reply = post(&app, None, send(&long)).await;
+    assert_eq!(reply.body, json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(
+        post(&app, None, by_hash(&long)).await.codes(),
+        vec!["PERSISTED_QUERY_NOT_FOUND"]
+    );
+}
+
+#[tokio::test]
+async fn not_found_is_a_request_error_in_a_batch_and_for_graphql_response_json() {
+    let app = spawn_app().await;
+    let batch = json!([{ "query": "{ __typename }" }, { "extensions": persisted(&sha256(ME)) }]);
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["cache-control"],
+        "private, no-cache, must-revalidate"
+    );
+    let reply = Reply::from(response).await;
+    assert_eq!(reply.body[0], json!({ "data": { "__typename": "Query" } }));
+    assert_eq!(
+        reply.body[1]["errors"][0]["extensions"]["code"],
+        json!("PERSISTED_QUERY_NOT_FOUND")
+    );
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.url))
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "extensions": persisted(&sha256(ME)) }))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::from(response).await;
+    assert_eq!(
+        (reply.status, reply.codes()),
+        (400, vec!["PERSISTED_QUERY_NOT_FOUND".to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -306,6 +427,24 @@ async fn when_only_trusted_documents_run_anything_else_is_refused_unread() {
     )
     .await;
     assert_eq!(reply.codes(), vec!["DOCUMENT_NOT_TRUSTED"]);
+    // Ids are matched exactly.
+    let reply = post(
+        &app,
+        Some(&token),
+        json!({ "extensions": persisted("ME-V1") }),
+    )
+    .await;
+    assert_eq!(reply.codes(), vec!["PERSISTED_QUERY_NOT_IN_LIST"]);
+    // A trusted mutation is still refused over GET.
+    let (reply, _) = get(
+        &app,
+        &[("extensions", persisted("register-v1").to_string())],
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.codes()),
+        (405, vec!["FORBIDDEN".to_owned()])
+    );
     // A manifest id with another body is a mismatch.
     let reply = post(
         &app,

@@ -4,6 +4,7 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -17,6 +18,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) url: String,
     client: reqwest::Client,
+    /// What it has written to standard error so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -78,8 +81,11 @@ pub(crate) fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Serve
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let _ = sender.send(
                     rest.split_whitespace()
@@ -98,10 +104,16 @@ pub(crate) fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Serve
         child,
         url,
         client: reqwest::Client::new(),
+        log,
     }
 }
 
 impl Server {
+    /// The lines it has logged so far.
+    pub(crate) fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     pub(crate) async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
         let mut request = self
             .client

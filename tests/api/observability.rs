@@ -1,0 +1,150 @@
+//! What an operator sees of a running `roster serve`: request ids and log
+//! lines, as text and as JSON.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{PASSWORD, fresh_database},
+    processes::{Server, create_superuser, start_with},
+};
+
+/// POSTs `query` with an `x-request-id` when given; the answer's id and
+/// body.
+async fn send(server: &Server, id: Option<&str>, query: &str, variables: Value) -> (String, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(id) = id {
+        request = request.header("x-request-id", id);
+    }
+    let response = request.send().await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (id, response.json().await.unwrap())
+}
+
+/// The lines logged once the server has written `count` lines that
+/// contain `needle` (it writes them after answering).
+async fn lines_with(server: &Server, needle: &str, count: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let lines = server.log_lines();
+        if lines.iter().filter(|l| l.contains(needle)).count() >= count {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "fewer than {count} lines with {needle}: {:#?}",
+        server.log_lines()
+    );
+}
+
+fn is_new_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn every_request_has_an_id_on_its_answer_and_on_each_of_its_json_log_lines() {
+    let (url, _dir) = fresh_database().await;
+    create_superuser(&url, "root");
+    let server = start_with(
+        &url,
+        &[
+            ("ROSTER_LOG_FORMAT", "json"),
+            ("ROSTER_LOG", "info,roster::http=debug,roster::sql=trace"),
+        ],
+    );
+    let login = "mutation LogIn($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken } }";
+    let (id, body) = send(
+        &server,
+        Some("client-id-42"),
+        login,
+        json!({ "u": "root", "p": PASSWORD }),
+    )
+    .await;
+    assert_eq!(id, "client-id-42");
+    let token = body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = "Not-The-Password-31337";
+    let (id, body) = send(
+        &server,
+        Some("a b"),
+        login,
+        json!({ "u": "root", "p": wrong }),
+    )
+    .await;
+    assert!(is_new_id(&id), "{id}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        json!("UNAUTHENTICATED")
+    );
+    let (other, _) = send(&server, None, "{ __typename }", Value::Null).await;
+    assert!(is_new_id(&other) && other != id, "{other}");
+
+    let lines = lines_with(&server, "request finished", 3).await;
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for line in &parsed {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key}: {line}");
+        }
+    }
+    // The login's lines: its statements and its end, each with its id,
+    // method, path and operation.
+    let of_login: Vec<&Value> = parsed
+        .iter()
+        .filter(|l| l["span"]["request_id"] == json!("client-id-42"))
+        .collect();
+    assert!(
+        of_login.iter().any(|l| l["target"] == json!("roster::sql")),
+        "{of_login:#?}"
+    );
+    let finished = of_login
+        .iter()
+        .find(|l| l["message"] == json!("request finished"))
+        .unwrap();
+    assert_eq!(finished["status"], json!(200));
+    assert_eq!(
+        (
+            &finished["span"]["method"],
+            &finished["span"]["path"],
+            &finished["span"]["operation"]
+        ),
+        (&json!("POST"), &json!("/graphql"), &json!("LogIn"))
+    );
+    // Never a password, a token or a hash.
+    let all = lines.join("\n");
+    for secret in [PASSWORD, wrong, token.as_str(), "$argon2id$"] {
+        assert!(!all.contains(secret), "{secret} in the log");
+    }
+}
+
+#[tokio::test]
+async fn text_log_lines_carry_the_request_id_too() {
+    let (url, _dir) = fresh_database().await;
+    let server = start_with(&url, &[("ROSTER_LOG", "info,roster::http=debug")]);
+    let (id, _) = send(
+        &server,
+        Some("text-id-7"),
+        "query Ping { __typename }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(id, "text-id-7");
+    let lines = lines_with(&server, "request_id=text-id-7", 1).await;
+    let finished = lines
+        .iter()
+        .find(|l| l.contains("request_id=text-id-7"))
+        .unwrap();
+    assert!(finished.contains("operation=Ping"), "{finished}");
+    assert!(serde_json::from_str::<Value>(finished).is_err());
+}
