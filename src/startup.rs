@@ -400,6 +400,13 @@ pub async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (ROSTER_BIND): {e}"))?;
     let address = listener.local_addr().unwrap_or(bind);
     tracing::info!("roster listening on http://{address}/ (GraphQL at /graphql)");
+    if services::users::none_yet(&app.db).await {
+        tracing::info!(
+            "no users yet: create the first superuser with `roster create-superuser --username admin \
+             --email admin@example.com` (with this server's ROSTER_DATABASE_URL; it asks for the \
+             password, or reads ROSTER_SUPERUSER_PASSWORD), then log in at http://{address}/"
+        );
+    }
     serve_on(listener, app, shutdown_signal()).await?;
     tracing::info!("roster stopped");
     Ok(())

@@ -17,8 +17,16 @@ pub enum LogFormat {
 
 /// Installs the subscriber; a bad filter is a configuration error.
 pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
-    let filter = EnvFilter::try_new(filter)
+    let mut filter = EnvFilter::try_new(filter)
         .map_err(|e| format!("ROSTER_LOG (--log) is not a valid tracing filter: {e}"))?;
+    // PostgreSQL's notices ("relation ... already exists, skipping", from
+    // each start's migration check) are noise at `info`; a filter that
+    // names sqlx decides for itself.
+    if !filter.to_string().contains("sqlx")
+        && let Ok(quiet) = "sqlx::postgres::notice=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

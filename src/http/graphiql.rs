@@ -36,7 +36,7 @@ const INIT_JS: &str = r#"(function () {
     fetcher: fetcher,
     defaultEditorToolsVisibility: true,
     query: query || undefined,
-    defaultQuery: '# Welcome to roster. Log in, then put\n# {"Authorization": "Bearer <accessToken>"} in Headers below.\n{\n  me {\n    id\n    username\n  }\n}\n'
+    defaultQuery: '# Welcome to roster. Log in: paste this mutation, fill in your\n# username and password, and run it (the ▶ button):\n#\n#   mutation {\n#     login(input: {username: "admin", password: "..."}) {\n#       accessToken\n#     }\n#   }\n#\n# then put {"Authorization": "Bearer <accessToken>"} in Headers below\n# and run this query. No user yet? On the server:\n#   roster create-superuser --username admin --email admin@example.com\n{\n  me {\n    id\n    username\n  }\n}\n'
   }));
 })();
 "#;

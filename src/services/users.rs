@@ -184,3 +184,16 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> Result<user::Mod
     };
     row.insert(db).await.map_err(conflict_from)
 }
+
+/// Whether the database holds no user at all (a first start); a database
+/// that cannot answer is not said to be empty.
+pub async fn none_yet(db: &impl ConnectionTrait) -> bool {
+    let first = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await;
+    matches!(first, Ok(None))
+}

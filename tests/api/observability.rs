@@ -148,3 +148,52 @@ async fn text_log_lines_carry_the_request_id_too() {
     assert!(finished.contains("operation=Ping"), "{finished}");
     assert!(serde_json::from_str::<Value>(finished).is_err());
 }
+
+#[tokio::test]
+async fn a_first_start_says_how_to_create_the_first_superuser_and_notices_stay_quiet() {
+    let (url, _dir) = fresh_database().await;
+    let hint = "no users yet: create the first superuser with `roster create-superuser --username admin --email admin@example.com`";
+    let first = start_with(&url, &[]);
+    let lines = lines_with(&first, "no users yet", 1).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(hint)).count(),
+        1,
+        "{lines:#?}"
+    );
+    drop(first);
+    create_superuser(&url, "root");
+    // Started again on a database that has users and is migrated: no hint,
+    // and none of PostgreSQL's "already exists, skipping" notices.
+    let again = start_with(&url, &[]);
+    let (_, body) = send(&again, None, "{ __typename }", Value::Null).await;
+    assert_eq!(body, json!({ "data": { "__typename": "Query" } }));
+    let lines = again.log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("listening on")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("no users yet") || l.contains("skipping")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn graphiql_welcomes_with_the_login_mutation() {
+    let app = crate::helpers::spawn_app().await;
+    let script = app
+        .client
+        .get(format!("{}/graphiql/init.js", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.contains(r#"login(input: {username: "admin", password: "..."})"#),
+        "{script}"
+    );
+}
