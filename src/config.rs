@@ -62,6 +62,7 @@ pub const DEFAULT_WEBHOOK_MAX_RESPONSE_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_CLIENT_BUDGET_PER_MINUTE: u32 = 30;
 pub const DEFAULT_PERSISTED_QUERIES_MAX_MIB: usize = 8;
 pub const DEFAULT_PERSISTED_QUERY_MAX_KIB: usize = 32;
+pub const DEFAULT_METRICS_MAX_OPERATION_NAMES: usize = 200;
 /// The shortest JWT secret accepted, in bytes (HS256 wants a 256-bit key).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -398,6 +399,19 @@ pub struct Settings {
     #[arg(long, env = "ROSTER_TRUSTED_DOCUMENTS_STAFF_BYPASS", default_value = "false",
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
     pub trusted_documents_staff_bypass: bool,
+    /// Serve Prometheus metrics at `/metrics` on the main listener.
+    #[arg(long, env = "ROSTER_METRICS", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub metrics: bool,
+    /// Serve Prometheus metrics at `/metrics` on this address instead (or
+    /// as well, with ROSTER_METRICS): a port that is not public.
+    #[arg(long, env = "ROSTER_METRICS_BIND", value_parser = parse_bind, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Most operation names counted under their own label; later ones are
+    /// counted as "(other)".
+    #[arg(long, env = "ROSTER_METRICS_MAX_OPERATION_NAMES", default_value_t = DEFAULT_METRICS_MAX_OPERATION_NAMES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000), value_name = "N")]
+    pub metrics_max_operation_names: usize,
 }
 
 fn parse_positive_usize(value: &str) -> Result<usize, String> {
@@ -493,6 +507,9 @@ impl Default for Settings {
             trusted_documents: None,
             trusted_documents_only: false,
             trusted_documents_staff_bypass: false,
+            metrics: false,
+            metrics_bind: None,
+            metrics_max_operation_names: DEFAULT_METRICS_MAX_OPERATION_NAMES,
         }
     }
 }
@@ -566,6 +583,23 @@ pub struct Config {
     pub max_connections_per_client: u32,
     pub introspection: bool,
     pub documents: DocumentPolicy,
+    pub metrics: MetricsSettings,
+}
+
+/// Where Prometheus metrics are served.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// At `/metrics` on the main listener.
+    pub on_main: bool,
+    /// At `/metrics` on a listener of their own.
+    pub bind: Option<SocketAddr>,
+    pub max_operation_names: usize,
+}
+
+impl MetricsSettings {
+    pub fn enabled(&self) -> bool {
+        self.on_main || self.bind.is_some()
+    }
 }
 
 impl Config {
@@ -693,6 +727,11 @@ impl Config {
                 trusted: None,
                 trusted_only: settings.trusted_documents_only,
                 staff_bypass: settings.trusted_documents_staff_bypass,
+            },
+            metrics: MetricsSettings {
+                on_main: settings.metrics,
+                bind: settings.metrics_bind,
+                max_operation_names: settings.metrics_max_operation_names,
             },
         }
     }

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod measures;
 pub mod request_deadline;
 pub mod services;
 pub mod startup;

@@ -119,15 +119,19 @@ pub async fn connect_pool(url: &str, pool: Pool) -> anyhow::Result<DatabaseConne
     })?;
     // `ROSTER_LOG=warn,roster::sql=trace` logs every statement (bench/run.sh
     // counts them); otherwise nothing is hooked in.
-    if tracing::enabled!(target: "roster::sql", tracing::Level::TRACE) {
-        db.set_metric_callback(|info| {
-            tracing::trace!(
-                target: "roster::sql",
-                elapsed = ?info.elapsed,
-                failed = info.failed,
-                "statement: {}",
-                info.statement.sql
-            );
+    let log = tracing::enabled!(target: "roster::sql", tracing::Level::TRACE);
+    if log || crate::measures::enabled() {
+        db.set_metric_callback(move |info| {
+            crate::measures::statement(info.elapsed, info.failed);
+            if log {
+                tracing::trace!(
+                    target: "roster::sql",
+                    elapsed = ?info.elapsed,
+                    failed = info.failed,
+                    "statement: {}",
+                    info.statement.sql
+                );
+            }
         });
     }
     Ok(db)
@@ -394,7 +398,32 @@ pub async fn serve_on(
 
 /// `roster serve`.
 pub async fn serve(config: Config, bind: SocketAddr) -> anyhow::Result<()> {
+    // Before the pool, whose statements it times.
+    if config.metrics.enabled() {
+        crate::measures::install().map_err(anyhow::Error::msg)?;
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                crate::measures::upkeep();
+            }
+        });
+    }
+    let metrics_bind = config.metrics.bind;
     let app = build_state(config).await?;
+    if let Some(metrics_bind) = metrics_bind {
+        let listener = TcpListener::bind(metrics_bind).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {metrics_bind} (ROSTER_METRICS_BIND): {e}")
+        })?;
+        let address = listener.local_addr().unwrap_or(metrics_bind);
+        tracing::info!("metrics at http://{address}/metrics");
+        let router = crate::http::metrics_router(app.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("the metrics listener stopped: {e}");
+            }
+        });
+    }
     let listener = TcpListener::bind(bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {bind} (ROSTER_BIND): {e}"))?;

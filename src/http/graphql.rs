@@ -179,8 +179,13 @@ pub async fn handle(
                 Plan::Run {
                     writers,
                     announcers,
+                    measured,
                 } => {
+                    let started = std::time::Instant::now();
                     let answer = Answer::from(state.schema.execute(request).await);
+                    if let Some(Measured { kind, name }) = measured.filter(|_| answer.executed) {
+                        crate::measures::operation(kind, name, started.elapsed());
+                    }
                     if let Some(to_keep) = to_keep.filter(|_| answer.executed) {
                         state.persisted.keep(to_keep);
                     }
@@ -231,6 +236,7 @@ fn plan(
         return Plan::Run {
             writers: Vec::new(),
             announcers: Vec::new(),
+            measured: None,
         };
     };
     let operation = request.operation_name.as_deref();
@@ -243,7 +249,12 @@ fn plan(
     if let Some(name) = named {
         request_id::record_operation(name);
     }
-    *mutates |= analysis::is_mutation(&document, operation);
+    let mutation = analysis::is_mutation(&document, operation);
+    *mutates |= mutation;
+    let measured = crate::measures::enabled().then(|| Measured {
+        kind: if mutation { "mutation" } else { "query" },
+        name: state.operation_names.label(named),
+    });
     match state
         .limits
         .check(&document, operation, &request.variables, budget)
@@ -256,6 +267,7 @@ fn plan(
             Plan::Run {
                 writers,
                 announcers,
+                measured,
             }
         }
     }
@@ -270,7 +282,15 @@ enum Plan {
     Run {
         writers: Vec<String>,
         announcers: Vec<String>,
+        measured: Option<Measured>,
     },
+}
+
+/// How `/metrics` counts an operation that runs (when metrics are on).
+struct Measured {
+    kind: &'static str,
+    /// The label of its name (see `measures::OperationNames`).
+    name: String,
 }
 
 impl Plan {
@@ -400,6 +420,15 @@ fn respond(
     answers: Vec<Answer>,
     not_found: bool,
 ) -> Response {
+    if crate::measures::enabled() {
+        let codes = answers.iter().flat_map(|answer| &answer.response.errors);
+        for error in codes {
+            if let Some(Value::String(code)) = error.extensions.as_ref().and_then(|e| e.get("code"))
+            {
+                crate::measures::error(code);
+            }
+        }
+    }
     let body = if batched {
         let bodies: Vec<Sent> = answers.iter().map(Sent::from).collect();
         serde_json::to_vec(&bodies)

@@ -41,6 +41,8 @@ pub struct HttpState {
     pub schema: RosterSchema,
     pub documents: ParsedDocuments,
     pub persisted: persisted_queries::PersistedQueries,
+    /// The operation names `/metrics` counts under their own label.
+    pub operation_names: crate::measures::OperationNames,
     pub limits: Limits,
 }
 
@@ -56,6 +58,7 @@ pub async fn router(app: AppState) -> Router {
         schema,
         documents: ParsedDocuments::default(),
         persisted: persisted_queries::PersistedQueries::new(config.documents.clone()),
+        operation_names: crate::measures::OperationNames::new(config.metrics.max_operation_names),
         limits,
     });
     let graphql = get(graphql::handle)
@@ -66,7 +69,12 @@ pub async fn router(app: AppState) -> Router {
         .route("/", get(graphiql::page))
         .route("/graphiql/{asset}", get(graphiql::asset))
         .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
+        .route("/readyz", get(health::ready));
+    if config.metrics.on_main {
+        let scrape = |State(state): State<Arc<HttpState>>| async move { metrics(&state.app).await };
+        router = router.route("/metrics", get(scrape));
+    }
+    let mut router = router
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -77,6 +85,45 @@ pub async fn router(app: AppState) -> Router {
         router = router.layer(cors);
     }
     router.layer(middleware::from_fn(request_id::assign))
+}
+
+/// `/metrics` alone, for `ROSTER_METRICS_BIND`.
+pub fn metrics_router(app: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(app): State<AppState>| async move { metrics(&app).await }),
+        )
+        .with_state(app)
+}
+
+/// The Prometheus text exposition; 404 when metrics are off.
+async fn metrics(app: &AppState) -> Response {
+    match crate::measures::scrape(app).await {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The route label of a request's path for `/metrics`: one of roster's
+/// routes, or `other`, whatever path a client sends.
+pub fn route_of(path: &str) -> &'static str {
+    match path {
+        "/graphql" => "/graphql",
+        "/" => "/",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        _ if path.starts_with("/graphiql/") => "/graphiql/{asset}",
+        _ => "other",
+    }
 }
 
 /// Ends a request that outlives its deadline with 503 and a
@@ -140,6 +187,7 @@ fn error_reply(
     message: &str,
     code: &str,
 ) -> Response {
+    crate::measures::error(code);
     let body =
         serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (

@@ -32,8 +32,10 @@ pub async fn assign(request: Request, next: Next) -> Response {
         path = %&path[..path.floor_char_boundary(MAX_LENGTH)],
         operation = tracing::field::Empty,
     );
+    let route = super::route_of(path);
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    crate::measures::http_request(route, response.status().as_u16());
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

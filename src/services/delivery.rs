@@ -492,6 +492,12 @@ impl Deliverer {
                 }
             }
         };
+        let outcome = match settled {
+            Settled::Succeeded => "succeeded",
+            Settled::RetryAt(_) => "retried",
+            _ => "failed",
+        };
+        crate::measures::webhook_attempt(outcome, answer.duration);
         let mut note = answer.error.clone();
         let remote_id = match succeeded {
             true => remote_id_in(&event, &answer.body, &mut note),

@@ -175,6 +175,7 @@ impl Attempt {
     /// The failure that fills a limit is written to the audit log
     /// (`security.login_locked`), once per lock.
     pub async fn failed(self, db: &impl ConnectionTrait) -> Result<()> {
+        crate::measures::login_failure();
         if !self.fills {
             return Ok(());
         }

@@ -200,6 +200,17 @@ impl ReadCaches {
         }
     }
 
+    /// Each cache's name and what it did and holds, for `/metrics`.
+    pub fn stats(&self) -> [(&'static str, CacheStats); 5] {
+        [
+            ("users", self.users.stats()),
+            ("counts", self.counts.stats()),
+            ("divisions", self.divisions.stats()),
+            ("groups_by_user", self.groups_by_user.stats()),
+            ("groups", self.groups.stats()),
+        ]
+    }
+
     /// Changes (to an error) when these caches are dropped.
     pub fn gone(&self) -> tokio::sync::watch::Receiver<()> {
         self.gone.subscribe()
@@ -322,6 +333,18 @@ pub struct ReadCache<K, V> {
     /// How many times anything was forgotten: [`ReadCache::fill`] keeps a
     /// value only if nothing was since it began to read it.
     forgets: AtomicU64,
+    /// Reads it answered, and reads it had to load (for `/metrics`).
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// What a cache did and holds, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: usize,
+    pub bytes: usize,
 }
 
 /// The entries, with what they weigh and when expired ones were last swept.
@@ -380,6 +403,8 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
                 swept: Instant::now(),
             }),
             forgets: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         };
         cache.set_enabled(enabled);
         cache
@@ -393,6 +418,21 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
     /// How many entries it holds, loaded or loading.
     pub fn len(&self) -> usize {
         self.lock().map.len()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let entries = self.lock();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: entries.map.len(),
+            bytes: entries.bytes,
+        }
+    }
+
+    fn count(&self, hits: usize, misses: usize) {
+        self.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        self.misses.fetch_add(misses as u64, Ordering::Relaxed);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -443,8 +483,10 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
         }
         let entry = self.entry(&mut self.lock(), key.clone());
         if let Some(value) = entry.value.get() {
+            self.count(1, 0);
             return Ok(value.clone());
         }
+        self.count(0, 1);
         let value = entry.value.get_or_try_init(|| load).await?.clone();
         self.weigh(&mut self.lock(), &key, &entry, &value);
         Ok(value)
@@ -456,11 +498,16 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
             return None;
         }
         let entries = self.lock();
-        let entry = entries.map.get(key)?;
-        if entry.created.elapsed() >= self.ttl {
-            return None;
+        let fresh = entries
+            .map
+            .get(key)
+            .filter(|entry| entry.created.elapsed() < self.ttl)
+            .and_then(|entry| entry.value.get().cloned());
+        // A miss is counted by the load that follows it.
+        if fresh.is_some() {
+            self.count(1, 0);
         }
-        entry.value.get().cloned()
+        fresh
     }
 
     /// The entry of `key` if it is fresh (loaded or loading), else a new,
@@ -525,6 +572,7 @@ impl<K: Eq + Hash + Clone + Weigh, V: Clone + Weigh> ReadCache<K, V> {
                 }
             }
         }
+        self.count(found.len(), missing.len());
         if missing.is_empty() {
             return Ok(found);
         }

@@ -197,3 +197,206 @@ async fn graphiql_welcomes_with_the_login_mutation() {
         "{script}"
     );
 }
+
+/// The samples of a text exposition, by name and labels sorted by name
+/// (`name{a="1",b="2"}`).
+fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let key = match series.split_once('{') {
+                Some((name, labels)) => {
+                    let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+                    labels.sort_unstable();
+                    format!("{name}{{{}}}", labels.join(","))
+                }
+                None => series.to_owned(),
+            };
+            (key, value.parse().unwrap())
+        })
+        .collect()
+}
+
+async fn scrape(url: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_exactly_what_was_asked_and_name_every_family() {
+    let (url, _dir) = fresh_database().await;
+    create_superuser(&url, "root");
+    let server = start_with(&url, &[("ROSTER_METRICS", "true")]);
+    let login = "mutation LogIn($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken } }";
+    let (_, body) = send(&server, None, login, json!({ "u": "root", "p": PASSWORD })).await;
+    let token = body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(
+        &server,
+        None,
+        login,
+        json!({ "u": "root", "p": "wrong-password" }),
+    )
+    .await;
+    for _ in 0..2 {
+        let reply = reqwest::Client::new()
+            .post(format!("{}/graphql", server.url))
+            .bearer_auth(&token)
+            .json(&json!({ "query": "query Me { me { username } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    send(&server, None, "{ __typename }", Value::Null).await;
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", server.url))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/nope/1", server.url))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let (status, text) = scrape(&server.url).await;
+    assert_eq!(status, 200);
+    let samples = samples(&text);
+    let expected = [
+        (
+            r#"roster_http_requests_total{route="/graphql",status="200"}"#,
+            5.0,
+        ),
+        (
+            r#"roster_http_requests_total{route="/healthz",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"roster_http_requests_total{route="other",status="404"}"#,
+            1.0,
+        ),
+        (
+            r#"roster_graphql_operations_total{operation="LogIn",type="mutation"}"#,
+            2.0,
+        ),
+        (
+            r#"roster_graphql_operations_total{operation="Me",type="query"}"#,
+            2.0,
+        ),
+        (
+            r#"roster_graphql_operations_total{operation="(anonymous)",type="query"}"#,
+            1.0,
+        ),
+        (
+            r#"roster_graphql_operation_duration_seconds_count{operation="Me",type="query"}"#,
+            2.0,
+        ),
+        (
+            r#"roster_graphql_errors_total{code="UNAUTHENTICATED"}"#,
+            1.0,
+        ),
+        ("roster_login_failures_total", 1.0),
+        (r#"roster_password_hashes{state="queued"}"#, 0.0),
+        (r#"roster_password_hashes{state="in_flight"}"#, 0.0),
+        ("roster_webhook_queue_depth", 0.0),
+        (r#"roster_webhook_attempts_total{outcome="succeeded"}"#, 0.0),
+        ("roster_db_statement_failures_total", 0.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(samples.get(series), Some(&value), "{series}\n{text}");
+    }
+    for family in [
+        "# TYPE roster_graphql_operation_duration_seconds histogram",
+        "# TYPE roster_db_statement_duration_seconds histogram",
+        "roster_db_pool_connections{state=\"in_use\"}",
+        "roster_db_pool_connections{state=\"max\"}",
+        "roster_cache_hits_total{cache=\"users\"}",
+        "roster_cache_misses_total{cache=\"counts\"}",
+        "roster_cache_entries{cache=\"groups\"}",
+        "roster_cache_bytes{cache=\"divisions\"}",
+    ] {
+        assert!(text.contains(family), "{family}\n{text}");
+    }
+    assert!(
+        samples[r#"roster_db_statement_duration_seconds_count"#] >= 5.0,
+        "{text}"
+    );
+    // Nothing secret in it.
+    assert!(!text.contains(&token) && !text.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn ten_thousand_operation_names_make_a_bounded_number_of_series() {
+    let (url, _dir) = fresh_database().await;
+    let server = start_with(
+        &url,
+        &[
+            ("ROSTER_METRICS", "true"),
+            ("ROSTER_METRICS_MAX_OPERATION_NAMES", "50"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    for batch in 0..1_000 {
+        let operations: Vec<Value> = (0..10)
+            .map(|i| json!({ "query": format!("query Op{batch}x{i} {{ __typename }}") }))
+            .collect();
+        let reply = client
+            .post(format!("{}/graphql", server.url))
+            .json(&operations)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    let (_, text) = scrape(&server.url).await;
+    let samples = samples(&text);
+    let named = samples
+        .keys()
+        .filter(|k| k.starts_with("roster_graphql_operations_total{"))
+        .count();
+    assert_eq!(named, 51, "{text}");
+    assert_eq!(
+        samples.get(r#"roster_graphql_operations_total{operation="(other)",type="query"}"#),
+        Some(&(10_000.0 - 50.0))
+    );
+    // 51 counters and 51 histograms of 17 lines each: under 128 KiB
+    // however many names come.
+    let lines = text.lines().filter(|l| l.contains("operation=\"")).count();
+    assert_eq!(lines, 51 * (1 + 14 + 1 + 2), "{text}");
+    assert!(text.len() < 128 * 1024, "{}", text.len());
+}
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own_and_are_off_by_default() {
+    let (url, _dir) = fresh_database().await;
+    let server = start_with(&url, &[("ROSTER_METRICS_BIND", "127.0.0.1:0")]);
+    let lines = lines_with(&server, "metrics at http://", 1).await;
+    let metrics_url = lines
+        .iter()
+        .find_map(|l| l.split("metrics at ").nth(1))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_owned();
+    send(&server, None, "{ __typename }", Value::Null).await;
+    let (status, text) = scrape(&metrics_url).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(r#"roster_http_requests_total{route="/graphql",status="200"} 1"#),
+        "{text}"
+    );
+    // Not on the public port.
+    assert_eq!(scrape(&server.url).await.0, 404);
+    let off = start_with(&url, &[]);
+    assert_eq!(scrape(&off.url).await.0, 404);
+}

@@ -1,0 +1,277 @@
+//! Prometheus metrics (`ROSTER_METRICS`, `ROSTER_METRICS_BIND`): the
+//! recorder, what roster counts where it happens, and what it reads when
+//! scraped. Until [`install`] runs (it does only when metrics are asked
+//! for), every function here returns after checking one flag.
+use std::{
+    collections::HashSet,
+    sync::{Mutex, OnceLock, PoisonError},
+    time::Duration,
+};
+
+use entity::webhook_delivery;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+};
+
+use crate::{services::outbox::DeliveryStatus, state::AppState};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Seconds, from 0.5 ms to 10 s: the buckets of every latency histogram.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process's recorder (once; later calls do nothing).
+pub fn install() -> Result<(), String> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    let _ = HANDLE.set(handle);
+    describe();
+    Ok(())
+}
+
+/// Whether metrics are recorded in this process.
+pub fn enabled() -> bool {
+    HANDLE.get().is_some()
+}
+
+/// Folds recent histogram samples into their buckets; `serve` calls it
+/// every few seconds so that samples do not pile up between scrapes.
+pub fn upkeep() {
+    if let Some(handle) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+fn describe() {
+    describe_counter!(
+        "roster_http_requests_total",
+        "HTTP requests answered, by route and status."
+    );
+    describe_counter!(
+        "roster_graphql_operations_total",
+        "GraphQL operations run, by type and operation name (names past ROSTER_METRICS_MAX_OPERATION_NAMES are \"(other)\")."
+    );
+    describe_histogram!(
+        "roster_graphql_operation_duration_seconds",
+        "Time to run one GraphQL operation, by type and operation name."
+    );
+    describe_counter!(
+        "roster_graphql_errors_total",
+        "GraphQL errors answered, by extensions.code."
+    );
+    describe_gauge!(
+        "roster_db_pool_connections",
+        "Database connections, by state (open, idle, in_use, max)."
+    );
+    describe_histogram!(
+        "roster_db_statement_duration_seconds",
+        "Time of one SQL statement."
+    );
+    describe_counter!(
+        "roster_db_statement_failures_total",
+        "SQL statements that failed."
+    );
+    describe_counter!(
+        "roster_cache_hits_total",
+        "Reads answered by a read cache, by cache."
+    );
+    describe_counter!(
+        "roster_cache_misses_total",
+        "Reads a read cache had to load, by cache."
+    );
+    describe_gauge!("roster_cache_entries", "Entries in a read cache, by cache.");
+    describe_gauge!(
+        "roster_cache_bytes",
+        "What a read cache's entries weigh, by cache."
+    );
+    describe_gauge!(
+        "roster_password_hashes",
+        "Password hashes in flight and queued, by state."
+    );
+    describe_counter!(
+        "roster_login_failures_total",
+        "Failed logins (wrong password or unknown account) and wrong current passwords."
+    );
+    describe_gauge!(
+        "roster_webhook_queue_depth",
+        "Webhook deliveries waiting for an attempt."
+    );
+    describe_counter!(
+        "roster_webhook_attempts_total",
+        "Webhook delivery attempts, by outcome."
+    );
+    describe_histogram!(
+        "roster_webhook_attempt_duration_seconds",
+        "Time of one webhook delivery attempt."
+    );
+    // Present from the start, so that a dashboard finds every family.
+    counter!("roster_login_failures_total").absolute(0);
+    for outcome in ["succeeded", "retried", "failed"] {
+        counter!("roster_webhook_attempts_total", "outcome" => outcome).absolute(0);
+    }
+    counter!("roster_db_statement_failures_total").absolute(0);
+}
+
+/// One HTTP answer.
+pub fn http_request(route: &'static str, status: u16) {
+    if enabled() {
+        counter!("roster_http_requests_total", "route" => route, "status" => status.to_string())
+            .increment(1);
+    }
+}
+
+/// One GraphQL operation that ran, `name` already bounded by
+/// [`OperationNames`].
+pub fn operation(kind: &'static str, name: String, took: Duration) {
+    if enabled() {
+        let labels = [("type", kind.to_owned()), ("operation", name)];
+        counter!("roster_graphql_operations_total", &labels).increment(1);
+        histogram!("roster_graphql_operation_duration_seconds", &labels).record(took);
+    }
+}
+
+/// One error answered with `code`. Codes are roster's own; anything else
+/// (which should not happen) is counted as `OTHER`.
+pub fn error(code: &str) {
+    if enabled() {
+        let known = code.len() <= 40 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+        let code = if known { code } else { "OTHER" };
+        counter!("roster_graphql_errors_total", "code" => code.to_owned()).increment(1);
+    }
+}
+
+/// One SQL statement.
+pub fn statement(took: Duration, failed: bool) {
+    if enabled() {
+        histogram!("roster_db_statement_duration_seconds").record(took);
+        if failed {
+            counter!("roster_db_statement_failures_total").increment(1);
+        }
+    }
+}
+
+pub fn login_failure() {
+    if enabled() {
+        counter!("roster_login_failures_total").increment(1);
+    }
+}
+
+/// One webhook delivery attempt: `succeeded`, `retried` or `failed`.
+pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+    if enabled() {
+        counter!("roster_webhook_attempts_total", "outcome" => outcome).increment(1);
+        histogram!("roster_webhook_attempt_duration_seconds").record(took);
+    }
+}
+
+/// The text exposition of every metric, with the gauges read now; `None`
+/// when metrics are off.
+pub async fn scrape(app: &AppState) -> Option<String> {
+    let handle = HANDLE.get()?;
+    pool_gauges(&app.db);
+    for (name, stats) in app.caches.stats() {
+        counter!("roster_cache_hits_total", "cache" => name).absolute(stats.hits);
+        counter!("roster_cache_misses_total", "cache" => name).absolute(stats.misses);
+        gauge!("roster_cache_entries", "cache" => name).set(stats.entries as f64);
+        gauge!("roster_cache_bytes", "cache" => name).set(stats.bytes as f64);
+    }
+    let (in_flight, queued) = app.hasher.load();
+    gauge!("roster_password_hashes", "state" => "in_flight").set(in_flight as f64);
+    gauge!("roster_password_hashes", "state" => "queued").set(queued as f64);
+    let pending = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .count(&app.db)
+        .await;
+    if let Ok(pending) = pending {
+        gauge!("roster_webhook_queue_depth").set(pending as f64);
+    }
+    Some(handle.render())
+}
+
+fn pool_gauges(db: &DatabaseConnection) {
+    let (open, idle, max) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => return,
+    };
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    for (state, value) in [
+        ("open", open),
+        ("idle", idle),
+        ("in_use", open.saturating_sub(idle)),
+        ("max", max),
+    ] {
+        gauge!("roster_db_pool_connections", "state" => state).set(f64::from(value));
+    }
+}
+
+/// The operation names counted under their own label: the first `max`
+/// seen; any other is `(other)`, so that clients sending ever new names
+/// cannot grow the metrics without bound.
+pub struct OperationNames {
+    max: usize,
+    seen: Mutex<HashSet<Box<str>>>,
+}
+
+impl OperationNames {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The label of an operation named `name` (`(anonymous)` when unnamed).
+    pub fn label(&self, name: Option<&str>) -> String {
+        let Some(name) = name else {
+            return "(anonymous)".to_owned();
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(name) {
+            return name.to_owned();
+        }
+        if seen.len() < self.max {
+            seen.insert(name.into());
+            return name.to_owned();
+        }
+        "(other)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_names_past_the_bound_are_other() {
+        let names = OperationNames::new(2);
+        assert_eq!(names.label(Some("A")), "A");
+        assert_eq!(names.label(Some("B")), "B");
+        assert_eq!(names.label(Some("C")), "(other)");
+        assert_eq!(names.label(Some("A")), "A");
+        assert_eq!(names.label(None), "(anonymous)");
+    }
+}
