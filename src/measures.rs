@@ -3,13 +3,19 @@
 //! scraped. Until [`install`] runs (it does only when metrics are asked
 //! for), every function here returns after checking one flag.
 use std::{
-    collections::HashSet,
-    sync::{Mutex, OnceLock, PoisonError},
-    time::Duration,
+    collections::HashMap,
+    sync::{
+        Mutex, OnceLock, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use entity::webhook_delivery;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
@@ -18,6 +24,9 @@ use sea_orm::{
 use crate::{services::outbox::DeliveryStatus, state::AppState};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static START: OnceLock<Instant> = OnceLock::new();
+/// When the webhook queue was last counted, in ms since `START` (0: never).
+static QUEUE_COUNTED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Seconds, from 0.5 ms to 10 s: the buckets of every latency histogram.
 const BUCKETS: &[f64] = &[
@@ -121,29 +130,32 @@ fn describe() {
     counter!("roster_db_statement_failures_total").absolute(0);
 }
 
+/// The counters of HTTP answers, by route and status: a few dozen at most
+/// (routes are a fixed set, statuses roster's own), kept so that counting
+/// an answer builds no key.
+static HTTP_COUNTERS: OnceLock<Mutex<HashMap<(&'static str, u16), Counter>>> = OnceLock::new();
+
 /// One HTTP answer.
 pub fn http_request(route: &'static str, status: u16) {
     if enabled() {
-        counter!("roster_http_requests_total", "route" => route, "status" => status.to_string())
+        let counters = HTTP_COUNTERS.get_or_init(Mutex::default);
+        let mut counters = counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters
+            .entry((route, status))
+            .or_insert_with(|| {
+                counter!("roster_http_requests_total", "route" => route, "status" => status.to_string())
+            })
             .increment(1);
     }
 }
 
-/// One GraphQL operation that ran, `name` already bounded by
-/// [`OperationNames`].
-pub fn operation(kind: &'static str, name: String, took: Duration) {
-    if enabled() {
-        let labels = [("type", kind.to_owned()), ("operation", name)];
-        counter!("roster_graphql_operations_total", &labels).increment(1);
-        histogram!("roster_graphql_operation_duration_seconds", &labels).record(took);
-    }
-}
-
-/// One error answered with `code`. Codes are roster's own; anything else
-/// (which should not happen) is counted as `OTHER`.
+/// One error answered with `code`. Codes are roster's own; a code of any
+/// other shape (which should not happen) is counted as `OTHER`.
 pub fn error(code: &str) {
     if enabled() {
-        let known = code.len() <= 40 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+        let known = !code.is_empty()
+            && code.len() <= 40
+            && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
         let code = if known { code } else { "OTHER" };
         counter!("roster_graphql_errors_total", "code" => code.to_owned()).increment(1);
     }
@@ -187,12 +199,22 @@ pub async fn scrape(app: &AppState) -> Option<String> {
     let (in_flight, queued) = app.hasher.load();
     gauge!("roster_password_hashes", "state" => "in_flight").set(in_flight as f64);
     gauge!("roster_password_hashes", "state" => "queued").set(queued as f64);
-    let pending = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .count(&app.db)
-        .await;
-    if let Ok(pending) = pending {
-        gauge!("roster_webhook_queue_depth").set(pending as f64);
+    // A statement at most once a second, however often `/metrics` is asked.
+    let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    let last = QUEUE_COUNTED_AT.load(Ordering::Acquire);
+    let due = last == 0 || now.saturating_sub(last) >= 1_000;
+    if due
+        && QUEUE_COUNTED_AT
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
+        let pending = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .count(&app.db)
+            .await;
+        if let Ok(pending) = pending {
+            gauge!("roster_webhook_queue_depth").set(pending as f64);
+        }
     }
     Some(handle.render())
 }
@@ -229,35 +251,75 @@ fn pool_gauges(db: &DatabaseConnection) {
 }
 
 /// The operation names counted under their own label: the first `max`
-/// seen; any other is `(other)`, so that clients sending ever new names
-/// cannot grow the metrics without bound.
+/// names of operations that ran (first come, first served; each a GraphQL
+/// name of at most 64 characters); any other is `(other)`, so that clients
+/// sending ever new names cannot grow the metrics without bound.
 pub struct OperationNames {
     max: usize,
-    seen: Mutex<HashSet<Box<str>>>,
+    seen: Mutex<Seen>,
+}
+
+/// The instruments of each label, kept so that counting an operation builds
+/// no key.
+#[derive(Default)]
+struct Seen {
+    names: HashMap<Box<str>, ByType>,
+    other: ByType,
+    anonymous: ByType,
+}
+
+#[derive(Default)]
+struct ByType {
+    query: Option<(Counter, Histogram)>,
+    mutation: Option<(Counter, Histogram)>,
 }
 
 impl OperationNames {
     pub fn new(max: usize) -> Self {
         Self {
             max,
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::default(),
         }
     }
 
-    /// The label of an operation named `name` (`(anonymous)` when unnamed).
-    pub fn label(&self, name: Option<&str>) -> String {
-        let Some(name) = name else {
-            return "(anonymous)".to_owned();
-        };
+    /// Counts one operation of `kind` (`query` or `mutation`) named `name`
+    /// (`(anonymous)` when unnamed, `(other)` past the bound) that ran in
+    /// `took`.
+    pub fn record(&self, kind: &'static str, name: Option<&str>, took: Duration) {
+        if !enabled() {
+            return;
+        }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(name) {
-            return name.to_owned();
-        }
-        if seen.len() < self.max {
-            seen.insert(name.into());
-            return name.to_owned();
-        }
-        "(other)".to_owned()
+        let seen = &mut *seen;
+        let (label, by_type) = match name {
+            None => ("(anonymous)", &mut seen.anonymous),
+            Some(name) if seen.names.contains_key(name) || seen.names.len() < self.max => {
+                (name, seen.names.entry(name.into()).or_default())
+            }
+            Some(_) => ("(other)", &mut seen.other),
+        };
+        let slot = match kind {
+            "mutation" => &mut by_type.mutation,
+            _ => &mut by_type.query,
+        };
+        let (counter, histogram) = slot.get_or_insert_with(|| {
+            let labels = [("type", kind.to_owned()), ("operation", label.to_owned())];
+            (
+                counter!("roster_graphql_operations_total", &labels),
+                histogram!("roster_graphql_operation_duration_seconds", &labels),
+            )
+        });
+        counter.increment(1);
+        histogram.record(took);
+    }
+
+    /// The labels given their own series so far.
+    #[cfg(test)]
+    fn labels(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut labels: Vec<String> = seen.names.keys().map(|k| k.to_string()).collect();
+        labels.sort();
+        labels
     }
 }
 
@@ -266,12 +328,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn operation_names_past_the_bound_are_other() {
+    fn nothing_is_counted_or_kept_without_a_recorder() {
         let names = OperationNames::new(2);
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(Some("B")), "B");
-        assert_eq!(names.label(Some("C")), "(other)");
-        assert_eq!(names.label(Some("A")), "A");
-        assert_eq!(names.label(None), "(anonymous)");
+        // Without a recorder nothing is counted, nor any name kept.
+        names.record("query", Some("A"), Duration::ZERO);
+        assert!(names.labels().is_empty());
     }
 }

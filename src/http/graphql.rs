@@ -183,8 +183,11 @@ pub async fn handle(
                 } => {
                     let started = std::time::Instant::now();
                     let answer = Answer::from(state.schema.execute(request).await);
+                    // Labelled once it ran: only names of operations that
+                    // exist take the bounded set's places.
                     if let Some(Measured { kind, name }) = measured.filter(|_| answer.executed) {
-                        crate::measures::operation(kind, name, started.elapsed());
+                        let took = started.elapsed();
+                        state.operation_names.record(kind, name.as_deref(), took);
                     }
                     if let Some(to_keep) = to_keep.filter(|_| answer.executed) {
                         state.persisted.keep(to_keep);
@@ -246,6 +249,9 @@ fn plan(
         }
         _ => None,
     });
+    // Only a name as GraphQL spells names reaches a log line or a label:
+    // `operationName` is the client's text until an operation answers to it.
+    let named = named.filter(|name| request_id::is_operation_name(name));
     if let Some(name) = named {
         request_id::record_operation(name);
     }
@@ -253,7 +259,7 @@ fn plan(
     *mutates |= mutation;
     let measured = crate::measures::enabled().then(|| Measured {
         kind: if mutation { "mutation" } else { "query" },
-        name: state.operation_names.label(named),
+        name: named.map(str::to_owned),
     });
     match state
         .limits
@@ -289,8 +295,8 @@ enum Plan {
 /// How `/metrics` counts an operation that runs (when metrics are on).
 struct Measured {
     kind: &'static str,
-    /// The label of its name (see `measures::OperationNames`).
-    name: String,
+    /// Its name, when it has one spelled as GraphQL names are.
+    name: Option<String>,
 }
 
 impl Plan {

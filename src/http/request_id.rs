@@ -34,7 +34,8 @@ pub async fn assign(request: Request, next: Next) -> Response {
     );
     let route = super::route_of(path);
     let started = std::time::Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let run = RECORDED.scope(std::cell::Cell::new(false), next.run(request));
+    let mut response = run.instrument(span.clone()).await;
     crate::measures::http_request(route, response.status().as_u16());
     span.in_scope(|| {
         tracing::debug!(
@@ -49,11 +50,30 @@ pub async fn assign(request: Request, next: Next) -> Response {
     response
 }
 
-/// Names the operation(s) of the request on its span: the first name given,
-/// at most 100 characters (names come from the client).
+/// Names the operation of the request on its span (the first of a batch
+/// that has a name); `name` must pass [`is_operation_name`].
 pub fn record_operation(name: &str) {
-    let name = &name[..name.floor_char_boundary(100)];
-    tracing::Span::current().record("operation", tracing::field::display(name));
+    let span = tracing::Span::current();
+    if span.has_field("operation") && !RECORDED.try_with(|r| r.get()).unwrap_or(true) {
+        span.record("operation", tracing::field::display(name));
+        let _ = RECORDED.try_with(|r| r.set(true));
+    }
+}
+
+tokio::task_local! {
+    /// Whether the request's span has its operation's name yet.
+    static RECORDED: std::cell::Cell<bool>;
+}
+
+/// A GraphQL name (`[_A-Za-z][_0-9A-Za-z]*`) of at most 64 characters: what
+/// may go into a log line or a metric label.
+pub fn is_operation_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && name.len() <= 64
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
 }
 
 /// What a log line can carry safely: letters, digits and `-_.:/+=`, at
@@ -99,6 +119,12 @@ mod tests {
         }
         let id = new_id();
         assert_eq!(id.len(), 32);
+        for name in ["Me", "_x", "LogIn2", "a".repeat(64).as_str()] {
+            assert!(is_operation_name(name), "{name}");
+        }
+        for name in ["", "2fa", "a b", "x\n", "é", "a".repeat(65).as_str()] {
+            assert!(!is_operation_name(name), "{name}");
+        }
         assert!(is_sane(&id) && id != new_id());
     }
 }

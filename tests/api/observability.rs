@@ -132,6 +132,16 @@ async fn every_request_has_an_id_on_its_answer_and_on_each_of_its_json_log_lines
 async fn text_log_lines_carry_the_request_id_too() {
     let (url, _dir) = fresh_database().await;
     let server = start_with(&url, &[("ROSTER_LOG", "info,roster::http=debug")]);
+    // A name that is not a GraphQL name never reaches a line.
+    let forged = json!({ "query": "query Ping { __typename }", "operationName": "Ping\n2026-12-02T00:00:00Z ERROR forged" });
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .header("x-request-id", "text-id-6")
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     let (id, _) = send(
         &server,
         Some("text-id-7"),
@@ -147,6 +157,12 @@ async fn text_log_lines_carry_the_request_id_too() {
         .unwrap();
     assert!(finished.contains("operation=Ping"), "{finished}");
     assert!(serde_json::from_str::<Value>(finished).is_err());
+    assert!(!lines.iter().any(|l| l.contains("forged")), "{lines:#?}");
+    let refused = lines
+        .iter()
+        .find(|l| l.contains("request_id=text-id-6"))
+        .unwrap();
+    assert!(!refused.contains("operation="), "{refused}");
 }
 
 #[tokio::test]
@@ -344,6 +360,25 @@ async fn ten_thousand_operation_names_make_a_bounded_number_of_series() {
         ],
     );
     let client = reqwest::Client::new();
+    // Names of no operation that runs take no place, nor do names that are
+    // not GraphQL names (counted as anonymous when their operation runs).
+    for i in 0..60 {
+        let junk = json!({ "query": "{ __typename }", "operationName": format!("Junk{i}\n{}", "x".repeat(1_000)) });
+        client
+            .post(format!("{}/graphql", server.url))
+            .json(&junk)
+            .send()
+            .await
+            .unwrap();
+        let long = format!("query {} {{ __typename }}", "L".repeat(65 + i));
+        let reply = client
+            .post(format!("{}/graphql", server.url))
+            .json(&json!({ "query": long }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
     for batch in 0..1_000 {
         let operations: Vec<Value> = (0..10)
             .map(|i| json!({ "query": format!("query Op{batch}x{i} {{ __typename }}") }))
@@ -362,15 +397,19 @@ async fn ten_thousand_operation_names_make_a_bounded_number_of_series() {
         .keys()
         .filter(|k| k.starts_with("roster_graphql_operations_total{"))
         .count();
-    assert_eq!(named, 51, "{text}");
+    assert_eq!(named, 52, "{text}");
+    assert_eq!(
+        samples.get(r#"roster_graphql_operations_total{operation="(anonymous)",type="query"}"#),
+        Some(&60.0)
+    );
     assert_eq!(
         samples.get(r#"roster_graphql_operations_total{operation="(other)",type="query"}"#),
         Some(&(10_000.0 - 50.0))
     );
-    // 51 counters and 51 histograms of 17 lines each: under 128 KiB
+    // 52 counters and 52 histograms of 17 lines each: under 128 KiB
     // however many names come.
     let lines = text.lines().filter(|l| l.contains("operation=\"")).count();
-    assert_eq!(lines, 51 * (1 + 14 + 1 + 2), "{text}");
+    assert_eq!(lines, 52 * (1 + 14 + 1 + 2), "{text}");
     assert!(text.len() < 128 * 1024, "{}", text.len());
 }
 

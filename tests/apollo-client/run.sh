@@ -6,6 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 roster="${1:-$here/../../target/debug/roster}"
 work="$(mktemp -d)"
+server=""
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 cp "$here/package.json" "$here/package-lock.json" "$here/apq.mjs" "$work/"
 npm ci --prefix "$work" --ignore-scripts --no-audit --no-fund --loglevel=error
