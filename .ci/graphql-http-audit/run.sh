@@ -7,15 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 roster="${1:-$here/../../target/debug/roster}"
 work="$(mktemp -d)"
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 cp "$here/package.json" "$here/package-lock.json" "$here/audit.mjs" "$work/"
 npm ci --prefix "$work" --ignore-scripts --no-audit --no-fund --loglevel=error
-port=18181
-ROSTER_LOG=warn "$roster" serve --bind "127.0.0.1:$port" \
-  --database-url "sqlite://$work/audit.db?mode=rwc" &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-node "$work/audit.mjs" "http://127.0.0.1:$port/graphql"
+"$here/../with-fresh-roster.sh" "$roster" 18181 node "$work/audit.mjs"
