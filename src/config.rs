@@ -587,7 +587,7 @@ pub struct Config {
 }
 
 /// Where Prometheus metrics are served.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MetricsSettings {
     /// At `/metrics` on the main listener.
     pub on_main: bool,

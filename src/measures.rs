@@ -85,6 +85,10 @@ fn describe() {
         "roster_db_statement_duration_seconds",
         "Time of one SQL statement."
     );
+    describe_histogram!(
+        "roster_db_pool_acquire_seconds",
+        "How long a statement waited for a pooled connection."
+    );
     describe_counter!(
         "roster_db_statement_failures_total",
         "SQL statements that failed."
@@ -158,6 +162,36 @@ pub fn error(code: &str) {
             && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
         let code = if known { code } else { "OTHER" };
         counter!("roster_graphql_errors_total", "code" => code.to_owned()).increment(1);
+    }
+}
+
+static POOL_ACQUIRE: OnceLock<Histogram> = OnceLock::new();
+
+/// Reads sqlx's event for each connection taken from the pool (turned on
+/// with the metrics, at `trace`) into `roster_db_pool_acquire_seconds`.
+pub struct PoolAcquireLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PoolAcquireLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Waited(Option<f64>);
+        impl tracing::field::Visit for Waited {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if field.name() == "acquired_after_secs" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        if !enabled() {
+            return;
+        }
+        let mut waited = Waited(None);
+        event.record(&mut waited);
+        if let Some(seconds) = waited.0 {
+            POOL_ACQUIRE
+                .get_or_init(|| histogram!("roster_db_pool_acquire_seconds"))
+                .record(seconds);
+        }
     }
 }
 

@@ -111,6 +111,14 @@ pub async fn connect_pool(url: &str, pool: Pool) -> anyhow::Result<DatabaseConne
                 // Negative: a size in KiB rather than in pages.
                 .pragma("cache_size", format!("-{sqlite_page_cache_kib}"))
         });
+    if crate::measures::enabled() {
+        // sqlx then reports how long each statement waited for a connection
+        // (an event `measures::PoolAcquireLayer` reads).
+        let level = log::LevelFilter::Trace;
+        options
+            .map_sqlx_postgres_pool_opts(move |pool| pool.acquire_time_level(level))
+            .map_sqlx_sqlite_pool_opts(move |pool| pool.acquire_time_level(level));
+    }
     let mut db = Database::connect(options).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to the database (ROSTER_DATABASE_URL): {}",

@@ -2,7 +2,10 @@
 //! object per line (`ROSTER_LOG_FORMAT`).
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::{
+    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -27,22 +30,28 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), String> {
     {
         filter = filter.add_directive(quiet);
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Text => builder
+    let lines = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+            .boxed(),
         // The request's span only (no list of every span around it): the
         // request id is then always at `span.request_id`.
-        LogFormat::Json => builder
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    // sqlx's pool events feed `/metrics` whatever ROSTER_LOG says; they are
+    // only sent when metrics are on.
+    let pool_events = Targets::new().with_target("sqlx::pool::acquire", Level::TRACE);
+    let installed = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(crate::measures::PoolAcquireLayer.with_filter(pool_events))
+        .try_init();
     installed.map_err(|e| format!("cannot install the logger: {e}"))
 }

@@ -82,9 +82,6 @@ pub async fn handle(
             }
         }
     }
-    // Each document is parsed and measured before anything else walks it,
-    // and async-graphql gets only the operation that runs and the fragments
-    // it reaches; a request the limits refuse never reaches async-graphql.
     // When only trusted documents run, staff may be let through: the only
     // case in which the token is read before the documents are.
     let untrusted = resolved.iter().any(|r| {
@@ -106,6 +103,10 @@ pub async fn handle(
             .is_ok_and(|access| access.may_send_untrusted_documents(bypass));
         viewer = Some(read);
     }
+    // Each document is parsed and measured before anything else walks it,
+    // and async-graphql gets only the operation that runs and the fragments
+    // it reaches; a request the limits refuse never reaches async-graphql,
+    // and an untrusted one is not even parsed.
     let mut mutates = false;
     let mut budget = RequestBudget::default();
     let mut not_found = false;

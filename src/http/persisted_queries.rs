@@ -185,19 +185,6 @@ pub struct DocumentPolicy {
     pub staff_bypass: bool,
 }
 
-impl Default for DocumentPolicy {
-    fn default() -> Self {
-        Self {
-            automatic: true,
-            automatic_max_bytes: 8 * 1024 * 1024,
-            max_kept_document_bytes: 32 * 1024,
-            trusted: None,
-            trusted_only: false,
-            staff_bypass: false,
-        }
-    }
-}
-
 /// How a request's document was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trust {

@@ -345,6 +345,11 @@ async fn metrics_count_exactly_what_was_asked_and_name_every_family() {
         samples[r#"roster_db_statement_duration_seconds_count"#] >= 5.0,
         "{text}"
     );
+    // Each statement's wait for a connection, from sqlx's pool.
+    assert!(
+        samples.get("roster_db_pool_acquire_seconds_count") >= Some(&5.0),
+        "{text}"
+    );
     // Nothing secret in it.
     assert!(!text.contains(&token) && !text.contains(PASSWORD));
 }
